@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/extapi/extapi/config"
+)
+
+func runServe(e env, args []string) int {
+	fs := newFlagSet(e, "serve", "Run the gateway: the proxy listener (EXTAPI_PROXY_ADDR) and the admin listener\n"+
+		"(EXTAPI_ADMIN_ADDR). With no settings at all it runs in development mode on an SQLite file.\n"+
+		"SIGTERM or SIGINT stops it gracefully.\n\n"+settingsDoc())
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, err := loadConfig(e)
+	if err != nil {
+		return exitConfig
+	}
+	log := newLogger(cfg, e.stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log, e)
+}
+
+// serve runs until ctx is done, then shuts down within cfg.ShutdownTimeout.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, e env) int {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return fail(e, log, err)
+	}
+	if err := a.start(); err != nil {
+		a.shutdown(context.Background())
+		return fail(e, log, err)
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return exitFail
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+func fail(e env, log *slog.Logger, err error) int {
+	log.Error("extapi cannot start", "err", err)
+	fmt.Fprintf(e.stderr, "extapi: %v\n", err)
+	if errors.Is(err, errConfig) {
+		return exitConfig
+	}
+	return exitFail
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(cfg.LogLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
