@@ -37,6 +37,9 @@ var (
 type Store struct {
 	db      *gorm.DB
 	dialect string
+	url     string // for the LISTEN connection (PostgreSQL)
+	hub     *hub   // in-process change fan-out (SQLite)
+	pending *[]Change
 }
 
 // Options tune Open. The zero value is fine.
@@ -91,7 +94,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: cannot reach the %s database: %w", dialect, err)
 	}
-	return &Store{db: db, dialect: dialect}, nil
+	return &Store{db: db, dialect: dialect, url: dsn, hub: &hub{}}, nil
 }
 
 // ParseURL splits a database URL into its dialect and the driver's DSN.
@@ -152,9 +155,16 @@ func (s *Store) Close() error { return s.SQL().Close() }
 // Tx runs fn in one transaction; the *Store given to fn writes inside it.
 // An error from fn (or a panic) rolls everything back.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-		return fn(&Store{db: g, dialect: s.dialect})
+	var pending []Change
+	err := s.db.WithContext(ctx).Transaction(func(g *gorm.DB) error {
+		return fn(&Store{db: g, dialect: s.dialect, url: s.url, hub: s.hub, pending: &pending})
 	})
+	if err == nil {
+		for _, c := range pending {
+			s.hub.publish(ctx, c)
+		}
+	}
+	return err
 }
 
 // ID prefixes of the row types.
