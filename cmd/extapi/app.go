@@ -99,7 +99,7 @@ func (a *app) openKeyring(ctx context.Context) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: EXTAPI_ENCRYPTION_KEYS: %v (the database's secrets were sealed with a different key under the same version)",
+		return fmt.Errorf("%w: EXTAPI_ENCRYPTION_KEYS: %w (the database's secrets were sealed with a different key under the same version)",
 			errConfig, errors.Join(problems...))
 	}
 	for _, v := range kr.Versions() {

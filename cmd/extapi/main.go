@@ -37,6 +37,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"keys generate", "print a new random encryption key", runKeysGenerate},
 		{"keys rewrap", "re-encrypt every stored secret with the active key", runKeysRewrap},
+		{"health", "check a running extapi's /healthz (for container health checks)", runHealth},
 		{"version", "print the version", runVersion},
 	}
 }
