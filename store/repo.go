@@ -109,7 +109,8 @@ func (s *Store) ListAPIs(ctx context.Context, f APIFilter) ([]APIWithCount, int6
 		ExternalAPIID string
 		N             int64
 	}
-	if err := s.ctx(ctx).Model(&Connection{}).Select("external_api_id, COUNT(*) AS n").
+	// The count is tenant-scoped too, so a scoped caller never counts another tenant's rows.
+	if err := f.Tenant.apply(s.ctx(ctx).Model(&Connection{}), "external_api_connections").Select("external_api_id, COUNT(*) AS n").
 		Where("external_api_id IN ?", ids).Group("external_api_id").Scan(&counts).Error; err != nil {
 		return nil, 0, err
 	}
@@ -241,6 +242,22 @@ func (s *Store) DeleteConnection(ctx context.Context, id string, t Tenant) error
 		return ErrNotFound
 	}
 	return nil
+}
+
+// DeleteConnectionsOfAPI soft-deletes every live connection of an API and returns their ids, so
+// deleting an API (inside the same Tx) leaves no connection reachable.
+func (s *Store) DeleteConnectionsOfAPI(ctx context.Context, apiID string) ([]string, error) {
+	var ids []string
+	if err := s.ctx(ctx).Model(&Connection{}).Where("external_api_id = ?", apiID).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if err := s.ctx(ctx).Where("id IN ?", ids).Delete(&Connection{}).Error; err != nil {
+		return nil, translate(err)
+	}
+	return ids, nil
 }
 
 // TouchConnections sets last_used_at for a batch of connections (the proxy batches these).

@@ -35,6 +35,11 @@ func (s *Store) Rewrap(ctx context.Context, r Rewrapper, batch int) (RewrapStats
 	}
 	err = rewrapTable(ctx, s, batch, &st, "external_api_connections", "credentials", func(c *Connection) []SecretField { return c.SecretFields() },
 		func(c *Connection) string { return c.ID }, r)
+	if err != nil {
+		return st, err
+	}
+	err = rewrapTable(ctx, s, batch, &st, "oauth1_requests", OAuth1RequestSecretField, func(q *OAuth1Request) []SecretField { return q.SecretFields() },
+		func(q *OAuth1Request) string { return q.ID }, r)
 	return st, err
 }
 
