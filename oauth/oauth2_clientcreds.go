@@ -1,0 +1,115 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/extapi/extapi/store"
+)
+
+// Client credentials (RFC 6749 §4.4): the API's own token, from its client id and secret and
+// scopes, with no user and no refresh token. It is cached sealed in the store
+// (oauth2_client_tokens) so every instance uses the same one until it nears expiry, and renewed
+// under the same lock discipline as connections: one fetch per API across the fleet.
+
+// clientToken returns the API's client-credentials token, fetching a new one when needed.
+func (r *Refresher) clientToken(ctx context.Context, api *store.ExternalAPI, req request) (AccessToken, error) {
+	if req.purpose != rejected {
+		r.mu.RLock()
+		k, ok := r.known[knownKey{id: api.ID, api: true}]
+		r.mu.RUnlock()
+		if ok && r.fresh(k.tok, req.within) {
+			return k.tok, nil
+		}
+	}
+	ch := r.group.DoChan(purposeNames[req.purpose]+":"+lockPrefixAPI+api.ID, func() (any, error) {
+		return r.fetchClientToken(api.ID, req)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return AccessToken{}, res.Err
+		}
+		return res.Val.(AccessToken), nil
+	case <-ctx.Done():
+		return AccessToken{}, ctx.Err()
+	}
+}
+
+func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, error) {
+	key, known := lockPrefixAPI+apiID, knownKey{id: apiID, api: true}
+	if tok, ok := r.knownNewer(known, req.seen, req.within); ok {
+		return tok, nil
+	}
+	if err := r.backoff.blocked(key, r.now()); err != nil {
+		return AccessToken{}, &RefreshError{APIID: apiID, RetryAfter: err.wait, Err: err}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	unlock, err := r.locker.Lock(ctx, key)
+	if err != nil {
+		return AccessToken{}, &RefreshError{APIID: apiID, Err: fmt.Errorf("wait for the refresh lock: %w", err)}
+	}
+	defer unlock()
+
+	// Another instance may have fetched one while we waited.
+	row, err := r.store.GetOAuth2ClientToken(ctx, apiID)
+	switch {
+	case err == nil && row.Credentials.AccessToken.IsSet():
+		b, oerr := r.sealer.Open(row.Credentials.AccessToken, row.AAD(fieldAccessToken))
+		if oerr != nil {
+			// A cache row sealed under a retired key, say: fetch a new token.
+			r.log.Warn("oauth: cached client-credentials token cannot be opened; fetching a new one", "api", apiID, "err", oerr)
+			break
+		}
+		tok := newAccessToken(string(b), row.Credentials.ExpiresAt)
+		if tok.Token != req.seen && r.fresh(tok, req.within) {
+			r.remember(known, knownToken{tok: tok})
+			return tok, nil
+		}
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return AccessToken{}, &RefreshError{APIID: apiID, Err: err}
+	}
+
+	api, err := r.store.GetAPI(ctx, apiID, store.Tenant{})
+	if err != nil {
+		return AccessToken{}, err
+	}
+	c, err := oauth2Of(api)
+	if err != nil {
+		return AccessToken{}, err
+	}
+	id, secret, err := clientCredentials(r.sealer, api, c)
+	if err != nil {
+		return AccessToken{}, err
+	}
+	cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: c.TokenURL, Scopes: c.Scopes,
+		AuthStyle: authStyle(c.TokenAuthMethod)}
+	nt, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, r.client))
+	if err != nil {
+		code, _ := retrieveCode(err)
+		wait := r.backoff.fail(key, r.now(), err)
+		r.log.Warn("oauth: client-credentials token request failed", "api", apiID, "code", code, "retry_in", wait, "err", err)
+		return AccessToken{}, &RefreshError{APIID: apiID, Code: code, RetryAfter: wait, Err: err}
+	}
+	exp := expiresAt(nt, nowUTC(r.now))
+	row = &store.OAuth2ClientToken{ExternalAPIID: apiID}
+	sealed, err := r.sealer.Seal([]byte(nt.AccessToken), row.AAD(fieldAccessToken))
+	if err != nil {
+		return AccessToken{}, err
+	}
+	row.Credentials = store.Credentials{AccessToken: sealed, TokenType: nt.TokenType, ExpiresAt: exp,
+		Scopes: grantedScopes(nt, c.Scopes)}
+	if err := r.store.PutOAuth2ClientToken(ctx, row); err != nil {
+		// The token is good; only sharing it failed. Use it here.
+		r.log.Warn("oauth: client-credentials token not cached in the store", "api", apiID, "err", err)
+	}
+	tok := newAccessToken(nt.AccessToken, exp)
+	r.remember(known, knownToken{tok: tok})
+	r.backoff.reset(key)
+	return tok, nil
+}
