@@ -112,7 +112,18 @@ func Apply(ctx context.Context, db *sql.DB, dialect string) (Result, error) {
 		return Result{}, fmt.Errorf("migrations: create schema_migrations: %w", err)
 	}
 
-	var res Result
+	// Refuse a newer schema before changing anything: this binary's migrations were not written
+	// for it.
+	latest := ms[len(ms)-1].Version
+	cur, err := currentVersion(ctx, conn)
+	if err != nil {
+		return Result{}, err
+	}
+	if cur > latest {
+		return Result{Current: cur}, newerSchema(cur, latest)
+	}
+
+	res := Result{Current: cur}
 	for _, m := range ms {
 		applied, err := applyOne(ctx, conn, dialect, m)
 		if err != nil {
@@ -122,15 +133,19 @@ func Apply(ctx context.Context, db *sql.DB, dialect string) (Result, error) {
 			res.Applied = append(res.Applied, m.Version)
 		}
 	}
-	cur, err := currentVersion(ctx, conn)
-	if err != nil {
+	if cur, err = currentVersion(ctx, conn); err != nil {
 		return res, err
 	}
 	res.Current = cur
-	if latest := ms[len(ms)-1].Version; cur > latest {
-		return res, fmt.Errorf("%w: database at version %d, binary knows up to %d", ErrNewerSchema, cur, latest)
+	if cur > latest {
+		// A newer binary migrated the database meanwhile (SQLite, which has no lock around the run).
+		return res, newerSchema(cur, latest)
 	}
 	return res, nil
+}
+
+func newerSchema(cur, latest int) error {
+	return fmt.Errorf("%w: database at version %d, binary knows up to %d", ErrNewerSchema, cur, latest)
 }
 
 func applyOne(ctx context.Context, conn *sql.Conn, dialect string, m Migration) (bool, error) {

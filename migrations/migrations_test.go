@@ -106,3 +106,33 @@ func TestApplyIdempotentAndConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// A database recording a version this binary does not know is refused before anything is
+// applied, even when versions this binary does know are missing.
+func TestApplyRefusesNewerSchemaFirst(t *testing.T) {
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			s := open(t, storetest.URL(t, d))
+			if _, err := s.SQL().Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.SQL().Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 'x')`); err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Migrate(context.Background())
+			if !errors.Is(err, migrations.ErrNewerSchema) {
+				t.Fatalf("Migrate(newer schema) = %v; want ErrNewerSchema", err)
+			}
+			if len(res.Applied) != 0 || res.Current != 9999 {
+				t.Errorf("Migrate(newer schema) = %+v; want nothing applied, current 9999", res)
+			}
+			var n int
+			if err := s.SQL().QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+				t.Errorf("schema_migrations rows = %d, %v; want only the newer version's", n, err)
+			}
+			if _, err := s.SQL().Exec(`SELECT COUNT(*) FROM external_apis`); err == nil {
+				t.Errorf("table external_apis exists; want migration 0001 not applied")
+			}
+		})
+	}
+}

@@ -60,6 +60,10 @@ const (
 	AuthAPIKey = "api_key"
 	AuthBasic  = "basic"
 	AuthBearer = "bearer"
+	// AuthAWSSigV4 signs each request with AWS Signature Version 4: the connection's
+	// credentials.username is the access key id, credentials.password the secret access key and
+	// credentials.access_token an optional session token.
+	AuthAWSSigV4 = "aws_sigv4"
 )
 
 // ExternalAPI is a provider definition: where it lives, how to authenticate, its limits.
@@ -101,6 +105,14 @@ type APIConfig struct {
 	// Headers are added to every upstream request (values are not secret).
 	Headers map[string]string `json:"headers,omitempty"`
 	TLS     *TLSConfig        `json:"tls,omitempty"`
+	// AWSSigV4 is the signing scope of auth_type aws_sigv4.
+	AWSSigV4 *AWSSigV4Config `json:"aws_sigv4,omitempty"`
+}
+
+// AWSSigV4Config is the signing scope of an AWS service (the keys are the connection's).
+type AWSSigV4Config struct {
+	Service string `json:"service"`
+	Region  string `json:"region"`
 }
 
 // OAuth2Config configures OAuth 2.0.
@@ -111,7 +123,7 @@ type OAuth2Config struct {
 	TokenURL         string   `json:"token_url,omitempty"`
 	Scopes           []string `json:"scopes,omitempty"`
 	RedirectURI      string   `json:"redirect_uri,omitempty"`
-	// GrantType is "authorization_code" (default) or "client_credentials".
+	// GrantType is "authorization_code" (default), "client_credentials" or "jwt_bearer".
 	GrantType string `json:"grant_type,omitempty"`
 	// TokenAuthMethod is "client_secret_basic" (default) or "client_secret_post".
 	TokenAuthMethod string `json:"token_auth_method,omitempty"`
@@ -119,6 +131,9 @@ type OAuth2Config struct {
 	PKCE                *bool             `json:"pkce,omitempty"`
 	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
 	SuccessRedirectURL  string            `json:"success_redirect_url,omitempty"`
+	// ServiceAccountKey is a service-account key (Google's JSON key file) of grant type
+	// jwt_bearer: tokens are minted with an RS256 JWT assertion (RFC 7523).
+	ServiceAccountKey Sealed `json:"service_account_key_encrypted,omitempty"`
 }
 
 // OAuth1Config configures OAuth 1.0a.
@@ -161,12 +176,21 @@ type RateLimit struct {
 
 // Webhook settings of inbound provider events.
 type Webhook struct {
-	URL        string   `json:"url,omitempty"`
+	URL string `json:"url,omitempty"`
+	// Secret is the provider's signing secret. During a rotation it holds several, one per line:
+	// an event signed with any of them verifies.
 	Secret     Sealed   `json:"secret_encrypted,omitempty"`
 	Events     []string `json:"events,omitempty"`
 	ForwardURL string   `json:"forward_url,omitempty"`
 	Scheme     string   `json:"scheme,omitempty"`
 	ToleranceS int      `json:"tolerance_s,omitempty"`
+	// VerifyToken answers the meta scheme's subscription challenge (hub.verify_token).
+	VerifyToken Sealed `json:"verify_token_encrypted,omitempty"`
+	// ForwardSecret keys the HMAC extapi adds to every delivery to ForwardURL.
+	ForwardSecret Sealed `json:"forward_secret_encrypted,omitempty"`
+	// PublicKey is the sendgrid scheme's verification key (base64 DER or PEM, not secret); one
+	// per line during a rotation.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // RetryConfig of upstream calls.
@@ -261,7 +285,8 @@ func (a *ExternalAPI) SecretFields() []SecretField {
 	if c.OAuth2 != nil {
 		out = append(out,
 			SecretField{"api_config.oauth2.client_id", &c.OAuth2.ClientID},
-			SecretField{"api_config.oauth2.client_secret", &c.OAuth2.ClientSecret})
+			SecretField{"api_config.oauth2.client_secret", &c.OAuth2.ClientSecret},
+			SecretField{"api_config.oauth2.service_account_key", &c.OAuth2.ServiceAccountKey})
 	}
 	if c.OAuth1 != nil {
 		out = append(out,
@@ -272,7 +297,9 @@ func (a *ExternalAPI) SecretFields() []SecretField {
 		out = append(out, SecretField{"api_config.api_key.key", &c.APIKey.Key})
 	}
 	if c.Webhook != nil {
-		out = append(out, SecretField{"api_config.webhook.secret", &c.Webhook.Secret})
+		out = append(out, SecretField{"api_config.webhook.secret", &c.Webhook.Secret},
+			SecretField{"api_config.webhook.verify_token", &c.Webhook.VerifyToken},
+			SecretField{"api_config.webhook.forward_secret", &c.Webhook.ForwardSecret})
 	}
 	if c.TLS != nil {
 		out = append(out, SecretField{"api_config.tls.client_key", &c.TLS.ClientKey})
@@ -281,8 +308,10 @@ func (a *ExternalAPI) SecretFields() []SecretField {
 }
 
 // SecretFields lists every sealed value of the connection's credentials.
-func (c *Connection) SecretFields() []SecretField {
-	k := &c.Credentials
+func (c *Connection) SecretFields() []SecretField { return c.Credentials.secretFields() }
+
+// secretFields lists every sealed value of a credentials column, named by JSON path.
+func (k *Credentials) secretFields() []SecretField {
 	return []SecretField{
 		{"credentials.access_token", &k.AccessToken},
 		{"credentials.refresh_token", &k.RefreshToken},

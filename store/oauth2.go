@@ -25,6 +25,9 @@ func (t *OAuth2ClientToken) AAD(field string) []byte {
 	return AAD("oauth2_client_tokens", t.ExternalAPIID, field)
 }
 
+// SecretFields lists the row's sealed values (only credentials.access_token is written today).
+func (t *OAuth2ClientToken) SecretFields() []SecretField { return t.Credentials.secretFields() }
+
 // GetOAuth2ClientToken returns the cached token of an API; ErrNotFound when there is none.
 func (s *Store) GetOAuth2ClientToken(ctx context.Context, apiID string) (*OAuth2ClientToken, error) {
 	var t OAuth2ClientToken

@@ -34,6 +34,14 @@ func (OAuth2State) TableName() string { return "oauth2_states" }
 // AAD of one of the state's sealed fields ("code_verifier").
 func (s *OAuth2State) AAD(field string) []byte { return AAD("oauth2_states", s.ID, field) }
 
+// OAuth2StateSecretField names the sealed PKCE verifier in the row's AAD.
+const OAuth2StateSecretField = "code_verifier"
+
+// SecretFields lists the row's sealed values.
+func (s *OAuth2State) SecretFields() []SecretField {
+	return []SecretField{{OAuth2StateSecretField, &s.CodeVerifier}}
+}
+
 // CreateOAuth2State inserts st; st.ID must be set. CreatedAt is filled when zero.
 func (s *Store) CreateOAuth2State(ctx context.Context, st *OAuth2State) error {
 	if st.ID == "" {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -260,12 +261,41 @@ func (s *Store) DeleteConnectionsOfAPI(ctx context.Context, apiID string) ([]str
 	return ids, nil
 }
 
-// TouchConnections sets last_used_at for a batch of connections (the proxy batches these).
+// touchChunk is how many connections one TouchConnections statement updates (5 parameters each).
+const touchChunk = 500
+
+// TouchConnections moves last_used_at of live connections forward (never back) to the times in
+// used, the proxy's batch since its last flush: one UPDATE per touchChunk connections.
 func (s *Store) TouchConnections(ctx context.Context, used map[string]time.Time) error {
-	for id, at := range used {
-		if err := s.ctx(ctx).Model(&Connection{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at).
-			UpdateColumn("last_used_at", at).Error; err != nil {
-			return err
+	ids := make([]string, 0, len(used))
+	for id := range used {
+		ids = append(ids, id)
+	}
+	// Rows in a fixed order, so concurrent flushes of several instances lock them alike.
+	sort.Strings(ids)
+	param := "?"
+	if s.dialect == "postgres" {
+		param = "?::timestamptz" // else a CASE of parameters alone is text
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(touchChunk, len(ids))]
+		ids = ids[len(chunk):]
+		var cases strings.Builder
+		caseArgs := make([]any, 0, 2*len(chunk))
+		cases.WriteString("CASE id")
+		for _, id := range chunk {
+			cases.WriteString(" WHEN ? THEN " + param)
+			caseArgs = append(caseArgs, id, used[id].UTC().Truncate(time.Microsecond))
+		}
+		cases.WriteString(" END")
+		args := make([]any, 0, 5*len(chunk))
+		args = append(args, caseArgs...)
+		args = append(args, chunk)
+		args = append(args, caseArgs...)
+		q := "UPDATE external_api_connections SET last_used_at = " + cases.String() +
+			" WHERE id IN ? AND deleted_at IS NULL AND (last_used_at IS NULL OR last_used_at < " + cases.String() + ")"
+		if err := s.ctx(ctx).Exec(q, args...).Error; err != nil {
+			return fmt.Errorf("store: touch connections: %w", err)
 		}
 	}
 	return nil

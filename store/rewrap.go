@@ -28,28 +28,51 @@ func (s *Store) Rewrap(ctx context.Context, r Rewrapper, batch int) (RewrapStats
 		batch = 500
 	}
 	var st RewrapStats
-	err := rewrapTable(ctx, s, batch, &st, "external_apis", "api_config", func(a *ExternalAPI) []SecretField { return a.SecretFields() },
-		func(a *ExternalAPI) string { return a.ID }, r)
-	if err != nil {
-		return st, err
+	// Every table with a sealed column. Each AAD is the model's own AAD method, the one its
+	// writers seal with, so a re-sealed blob opens exactly where the original did.
+	steps := []func() error{
+		func() error {
+			return rewrapTable(ctx, s, batch, &st, "external_apis", "id", "api_config",
+				(*ExternalAPI).SecretFields, (*ExternalAPI).AAD, func(a *ExternalAPI) string { return a.ID }, r)
+		},
+		func() error {
+			return rewrapTable(ctx, s, batch, &st, "external_api_connections", "id", "credentials",
+				(*Connection).SecretFields, (*Connection).AAD, func(c *Connection) string { return c.ID }, r)
+		},
+		func() error {
+			return rewrapTable(ctx, s, batch, &st, "oauth1_requests", "id", "request_token_secret",
+				(*OAuth1Request).SecretFields, (*OAuth1Request).AAD, func(q *OAuth1Request) string { return q.ID }, r)
+		},
+		func() error {
+			return rewrapTable(ctx, s, batch, &st, "oauth2_states", "id", "code_verifier",
+				(*OAuth2State).SecretFields, (*OAuth2State).AAD, func(q *OAuth2State) string { return q.ID }, r)
+		},
+		func() error {
+			// Keyed by the API it caches a token of, not by an id of its own.
+			return rewrapTable(ctx, s, batch, &st, "oauth2_client_tokens", "external_api_id", "credentials",
+				(*OAuth2ClientToken).SecretFields, (*OAuth2ClientToken).AAD,
+				func(t *OAuth2ClientToken) string { return t.ExternalAPIID }, r)
+		},
 	}
-	err = rewrapTable(ctx, s, batch, &st, "external_api_connections", "credentials", func(c *Connection) []SecretField { return c.SecretFields() },
-		func(c *Connection) string { return c.ID }, r)
-	if err != nil {
-		return st, err
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return st, err
+		}
 	}
-	err = rewrapTable(ctx, s, batch, &st, "oauth1_requests", OAuth1RequestSecretField, func(q *OAuth1Request) []SecretField { return q.SecretFields() },
-		func(q *OAuth1Request) string { return q.ID }, r)
-	return st, err
+	return st, nil
 }
 
-func rewrapTable[T any](ctx context.Context, s *Store, batch int, st *RewrapStats, table string,
-	column string, fields func(*T) []SecretField, id func(*T) string, r Rewrapper) error {
+// rewrapTable re-seals the sealed values of one table, batch rows at a time in the order of
+// keyColumn (the table's primary key; key returns a row's value of it). column is the database
+// column that holds the row's sealed values, the only one written; aad is the AAD the row's
+// writers seal a field with.
+func rewrapTable[T any](ctx context.Context, s *Store, batch int, st *RewrapStats, table, keyColumn, column string,
+	fields func(*T) []SecretField, aad func(*T, string) []byte, key func(*T) string, r Rewrapper) error {
 	after := ""
 	for {
 		var rows []T
 		err := s.Tx(ctx, func(tx *Store) error {
-			if err := tx.db.Unscoped().Where("id > ?", after).Order("id").Limit(batch).Find(&rows).Error; err != nil {
+			if err := tx.db.Unscoped().Where(keyColumn+" > ?", after).Order(keyColumn).Limit(batch).Find(&rows).Error; err != nil {
 				return err
 			}
 			for i := range rows {
@@ -61,9 +84,9 @@ func rewrapTable[T any](ctx context.Context, s *Store, batch int, st *RewrapStat
 						continue
 					}
 					st.Secrets++
-					out, changed, err := r.Rewrap(*f.Value, AAD(table, id(row), f.Name))
+					out, changed, err := r.Rewrap(*f.Value, aad(row, f.Name))
 					if err != nil {
-						return fmt.Errorf("store: rewrap %s %s field %s: %w", table, id(row), f.Name, err)
+						return fmt.Errorf("store: rewrap %s %s field %s: %w", table, key(row), f.Name, err)
 					}
 					if changed {
 						*f.Value = out
@@ -72,7 +95,7 @@ func rewrapTable[T any](ctx context.Context, s *Store, batch int, st *RewrapStat
 					}
 				}
 				if changedRow {
-					// Only the JSON column changes; updated_at is left as it was.
+					// Only the sealed column changes; updated_at is left as it was.
 					if err := tx.db.Unscoped().Model(row).Select(column).UpdateColumns(row).Error; err != nil {
 						return err
 					}
@@ -87,6 +110,6 @@ func rewrapTable[T any](ctx context.Context, s *Store, batch int, st *RewrapStat
 		if len(rows) < batch {
 			return nil
 		}
-		after = id(&rows[len(rows)-1])
+		after = key(&rows[len(rows)-1])
 	}
 }

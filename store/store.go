@@ -38,6 +38,7 @@ type Store struct {
 	db      *gorm.DB
 	dialect string
 	url     string // for the LISTEN connection (PostgreSQL)
+	channel string // NOTIFY channel of this schema (PostgreSQL)
 	hub     *hub   // in-process change fan-out (SQLite)
 	pending *[]Change
 }
@@ -94,7 +95,16 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		sqlDB.Close()
 		return nil, fmt.Errorf("store: cannot reach the %s database: %w", dialect, err)
 	}
-	return &Store{db: db, dialect: dialect, url: dsn, hub: &hub{}}, nil
+	st := &Store{db: db, dialect: dialect, url: dsn, hub: &hub{}}
+	if dialect == migrations.Postgres {
+		var schema string
+		if err := db.WithContext(pctx).Raw("SELECT current_schema()").Scan(&schema).Error; err != nil {
+			sqlDB.Close()
+			return nil, fmt.Errorf("store: read current schema: %w", err)
+		}
+		st.channel = changesChannel(schema)
+	}
+	return st, nil
 }
 
 // ParseURL splits a database URL into its dialect and the driver's DSN.
@@ -157,15 +167,20 @@ func (s *Store) Close() error { return s.SQL().Close() }
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	var pending []Change
 	err := s.db.WithContext(ctx).Transaction(func(g *gorm.DB) error {
-		return fn(&Store{db: g, dialect: s.dialect, url: s.url, hub: s.hub, pending: &pending})
+		return fn(&Store{db: g, dialect: s.dialect, url: s.url, channel: s.channel, hub: s.hub, pending: &pending})
 	})
 	if err == nil {
+		// Committed: deliver whatever happens to ctx now (publish never blocks).
+		testHookAfterCommit(ctx)
 		for _, c := range pending {
-			s.hub.publish(ctx, c)
+			s.hub.publish(c)
 		}
 	}
 	return err
 }
+
+// testHookAfterCommit runs in Tx between commit and delivering its changes (tests set it).
+var testHookAfterCommit = func(context.Context) {}
 
 // ID prefixes of the row types.
 const (

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/extapi/extapi/store"
 	"github.com/extapi/extapi/store/storetest"
 	"github.com/extapi/extapi/vault"
+	"gorm.io/gorm"
 )
 
 func newKeyring(t *testing.T, versions ...uint32) (*vault.Keyring, map[uint32][]byte) {
@@ -243,6 +245,79 @@ func TestConnectionLifecycle(t *testing.T) {
 	})
 }
 
+// TouchConnections writes a whole flush in one statement per chunk of connections, moving each
+// connection's last_used_at forward only and leaving deleted connections alone.
+func TestTouchManyConnections(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		c := ctx(t)
+		a := sampleAPI("touch")
+		if err := s.CreateAPI(c, a); err != nil {
+			t.Fatal(err)
+		}
+		// Ids that sort among 1600 unknown ones, so the real rows fall into several chunks.
+		real := make([]string, 4)
+		for i := range real {
+			real[i] = fmt.Sprintf("conn_%04d_real", i*400)
+			if err := s.CreateConnection(c, &store.Connection{ID: real[i], ExternalAPIID: a.ID, ConnectionName: "c", Status: store.ConnActive}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t0 := time.Date(2030, 5, 6, 7, 8, 9, 123456000, time.UTC)
+		if err := s.TouchConnections(c, map[string]time.Time{real[1]: t0.Add(time.Hour), real[2]: t0.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteConnection(c, real[3], store.Tenant{}); err != nil {
+			t.Fatal(err)
+		}
+
+		used := map[string]time.Time{
+			real[0]: t0,                               // never used: set
+			real[1]: t0,                               // used later already: left alone
+			real[2]: t0.Add(2 * time.Hour),            // used earlier: moved forward
+			real[3]: t0.In(time.FixedZone("x", 3600)), // deleted: left alone
+		}
+		for i := 0; i < 1600; i++ {
+			used[fmt.Sprintf("conn_%04d_gone", i)] = t0
+		}
+		var statements atomic.Int64
+		count := func(*gorm.DB) { statements.Add(1) }
+		g := s.Gorm()
+		for _, err := range []error{
+			g.Callback().Update().After("gorm:update").Register("test:count_update", count),
+			g.Callback().Raw().After("gorm:raw").Register("test:count_raw", count),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.TouchConnections(c, used); err != nil {
+			t.Fatalf("TouchConnections(%d) = %v", len(used), err)
+		}
+		if n, want := statements.Load(), int64((len(used)+499)/500); n != want {
+			t.Errorf("TouchConnections(%d connections) ran %d statements; want %d (one per 500)", len(used), n, want)
+		}
+
+		want := map[string]*time.Time{real[0]: &t0, real[1]: ptr(t0.Add(time.Hour)), real[2]: ptr(t0.Add(2 * time.Hour)), real[3]: nil}
+		for _, id := range real {
+			var got store.Connection
+			if err := g.Unscoped().Where("id = ?", id).Take(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			switch w := want[id]; {
+			case w == nil && got.LastUsedAt != nil:
+				t.Errorf("%s: LastUsedAt = %v; want unset (deleted connection)", id, got.LastUsedAt)
+			case w != nil && (got.LastUsedAt == nil || !got.LastUsedAt.Equal(*w)):
+				t.Errorf("%s: LastUsedAt = %v; want %v", id, got.LastUsedAt, *w)
+			}
+		}
+		if err := s.TouchConnections(c, nil); err != nil {
+			t.Errorf("TouchConnections(nothing) = %v", err)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestAuditInTransaction(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		c := ctx(t)
@@ -387,7 +462,7 @@ func TestRewrapThenRemoveOldKey(t *testing.T) {
 		kr1, keys := newKeyring(t, 1)
 		const n = 7 // more than one batch of 3
 		plain := map[string]string{}
-		var deletedID string
+		var deletedID, firstAPI string
 		for i := 0; i < n; i++ {
 			a := sampleAPI(fmt.Sprintf("api-%d", i))
 			a.ID = store.NewID(store.PrefixAPI)
@@ -405,8 +480,30 @@ func TestRewrapThenRemoveOldKey(t *testing.T) {
 			}
 			plain[conn.ID] = cp
 			if i == 0 {
-				deletedID = conn.ID
+				deletedID, firstAPI = conn.ID, a.ID
 			}
+			if i < 2 {
+				// The OAuth 2.0 tables, sealed as oauth seals them: the PKCE verifier of a flow in
+				// flight and the client-credentials token cache (keyed by the API's id).
+				state := &store.OAuth2State{ID: fmt.Sprintf("state-%d", i), ExternalAPIID: a.ID,
+					ExpiresAt: time.Now().Add(time.Hour)}
+				state.CodeVerifier = seal(t, kr1, fmt.Sprintf("verifier-%d-secret", i), state.AAD("code_verifier"))
+				if err := s.CreateOAuth2State(c, state); err != nil {
+					t.Fatal(err)
+				}
+				plain[state.ID] = fmt.Sprintf("verifier-%d-secret", i)
+				tok := &store.OAuth2ClientToken{ExternalAPIID: a.ID}
+				tok.Credentials.AccessToken = seal(t, kr1, fmt.Sprintf("cc-%d-secret", i), tok.AAD("credentials.access_token"))
+				if err := s.PutOAuth2ClientToken(c, tok); err != nil {
+					t.Fatal(err)
+				}
+				plain["cc/"+a.ID] = fmt.Sprintf("cc-%d-secret", i)
+			}
+		}
+		// A flow without PKCE has no verifier: read, but nothing to rewrap.
+		if err := s.CreateOAuth2State(c, &store.OAuth2State{ID: "state-nopkce", ExternalAPIID: firstAPI,
+			ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
 		}
 		if err := s.DeleteConnection(c, deletedID, store.Tenant{}); err != nil {
 			t.Fatal(err)
@@ -422,8 +519,10 @@ func TestRewrapThenRemoveOldKey(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Rewrap() = %v", err)
 		}
-		if st.Rewrapped != 2*n || st.Secrets != 2*n || st.Rows != 2*n {
-			t.Errorf("Rewrap() = %+v; want %d rows, secrets and rewrapped", st, 2*n)
+		// n APIs, n connections, 3 OAuth 2.0 states (one without a verifier), 2 client tokens.
+		if wantRows, wantSecrets := 2*n+5, 2*n+4; st.Rows != wantRows || st.Secrets != wantSecrets ||
+			st.Rewrapped != wantSecrets || st.Updated != wantSecrets {
+			t.Errorf("Rewrap() = %+v; want %d rows, %d secrets rewrapped and rows updated", st, wantRows, wantSecrets)
 		}
 		st, err = s.Rewrap(c, kr12, 3)
 		if err != nil || st.Rewrapped != 0 || st.Updated != 0 {
@@ -451,6 +550,29 @@ func TestRewrapThenRemoveOldKey(t *testing.T) {
 			pt, err := kr2.Open(conns[i].Credentials.AccessToken, conns[i].AAD("credentials.access_token"))
 			if err != nil || string(pt) != plain[conns[i].ID] {
 				t.Errorf("Open(connection %s) with only key 2 = %v; want the token", conns[i].ID, err)
+			}
+		}
+		var states []store.OAuth2State
+		var toks []store.OAuth2ClientToken
+		s.Gorm().Find(&states)
+		s.Gorm().Find(&toks)
+		if len(states) != 3 || len(toks) != 2 {
+			t.Fatalf("rows = %d oauth2 states, %d client tokens; want 3 and 2", len(states), len(toks))
+		}
+		for i := range states {
+			if !states[i].CodeVerifier.IsSet() {
+				continue
+			}
+			// "code_verifier" and "credentials.access_token" are the fields oauth seals with.
+			pt, err := kr2.Open(states[i].CodeVerifier, states[i].AAD("code_verifier"))
+			if err != nil || string(pt) != plain[states[i].ID] {
+				t.Errorf("Open(oauth2 state %s) with only key 2 = %q, %v; want %q", states[i].ID, pt, err, plain[states[i].ID])
+			}
+		}
+		for i := range toks {
+			pt, err := kr2.Open(toks[i].Credentials.AccessToken, toks[i].AAD("credentials.access_token"))
+			if err != nil || string(pt) != plain["cc/"+toks[i].ExternalAPIID] {
+				t.Errorf("Open(client token of %s) with only key 2 = %q, %v; want the token", toks[i].ExternalAPIID, pt, err)
 			}
 		}
 	})

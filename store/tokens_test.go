@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,8 @@ func TestTokens(t *testing.T) {
 		if _, err := s.TokenByHash(c, strings.Repeat("b", 64)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("TokenByHash(unknown) = %v; want ErrNotFound", err)
 		}
-		// Names are unique among live tokens; roles are checked by the schema.
-		if err := s.CreateToken(c, &store.AdminToken{Name: "ci", Role: store.RoleViewer, Hash: strings.Repeat("c", 64)}); !errors.Is(err, store.ErrConflict) {
+		// Names are unique among a tenant's live tokens; roles are checked by the schema.
+		if err := s.CreateToken(c, &store.AdminToken{Name: "ci", Role: store.RoleViewer, SalesChannelID: "sc_1", Hash: strings.Repeat("c", 64)}); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("CreateToken(same name) = %v; want ErrConflict", err)
 		}
 		if err := s.CreateToken(c, &store.AdminToken{Name: "x", Role: "root", Hash: strings.Repeat("d", 64)}); err == nil {
@@ -122,6 +123,45 @@ func TestDeleteConnectionsOfAPI(t *testing.T) {
 		}
 		if l, _, _ := s.ListAPIs(c, store.APIFilter{Tenant: store.Tenant{PartnerID: "p_1"}, Limit: 10}); len(l) != 1 || l[0].ConnectionsCount != 1 {
 			t.Errorf("ListAPIs(partner p_1) = %v; want p with only its tenant's connection counted", l)
+		}
+	})
+}
+
+// A name is unique within a tenant, not across tenants: creating a token must not tell a tenant's
+// admin which names other tenants use.
+func TestTokenNamesPerTenant(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		c := ctx(t)
+		hash := 0
+		create := func(name, sc, partner string) error {
+			hash++
+			return s.CreateToken(c, &store.AdminToken{Name: name, Role: store.RoleViewer, SalesChannelID: sc, PartnerID: partner,
+				Hash: fmt.Sprintf("%064x", hash)})
+		}
+		tenants := [][2]string{{"", ""}, {"sc_1", ""}, {"sc_2", ""}, {"sc_1", "p_1"}, {"sc_1", "p_2"}, {"", "p_1"}}
+		for _, tn := range tenants {
+			if err := create("deploy", tn[0], tn[1]); err != nil {
+				t.Errorf("CreateToken(deploy, tenant %q/%q) = %v; want nil (the name is another tenant's)", tn[0], tn[1], err)
+			}
+		}
+		for _, tn := range tenants {
+			if err := create("deploy", tn[0], tn[1]); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("CreateToken(deploy again, tenant %q/%q) = %v; want ErrConflict", tn[0], tn[1], err)
+			}
+		}
+		live, err := s.ListTokens(c, store.TokenFilter{Name: "deploy"})
+		if err != nil || len(live) != len(tenants) {
+			t.Fatalf("ListTokens(deploy) = %d, %v; want %d", len(live), err, len(tenants))
+		}
+		// Revoking frees the name in that tenant only.
+		if err := s.RevokeToken(c, live[1].ID, store.Tenant{}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := create("deploy", live[1].SalesChannelID, live[1].PartnerID); err != nil {
+			t.Errorf("CreateToken(name of a revoked token of the tenant) = %v; want nil", err)
+		}
+		if err := create("deploy", live[2].SalesChannelID, live[2].PartnerID); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CreateToken(deploy, a tenant whose token is still live) = %v; want ErrConflict", err)
 		}
 	})
 }
