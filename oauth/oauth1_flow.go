@@ -52,7 +52,9 @@ type OAuth1ProviderError struct {
 	// Problem is the oauth_problem the provider sent (the OAuth Problem Reporting extension), if
 	// any: token_rejected, verifier_invalid, consumer_key_unknown, …
 	Problem string
-	Err     error
+	// Err is the cause. It never holds the provider's response body (nor its
+	// oauth_problem_advice), which may echo the request's credentials.
+	Err error
 }
 
 func (e *OAuth1ProviderError) Error() string {
@@ -60,9 +62,7 @@ func (e *OAuth1ProviderError) Error() string {
 	if e.StatusCode != 0 {
 		msg += fmt.Sprintf(": HTTP %d", e.StatusCode)
 	}
-	if e.Problem != "" {
-		msg += " (oauth_problem=" + e.Problem + ")"
-	}
+	msg += codeSuffix("oauth_problem", e.Problem)
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
@@ -134,26 +134,11 @@ func (cl *OAuth1Client) AccessToken(ctx context.Context, endpoint string, c OAut
 		return t, &OAuth1ProviderError{Endpoint: "access_token", StatusCode: http.StatusOK, Err: errors.New("the response has no oauth_token")}
 	}
 	for k := range vals {
-		if keepExtra(k) {
+		if keepProviderField(k) {
 			t.Extra[k] = vals.Get(k)
 		}
 	}
 	return t, nil
-}
-
-// keepExtra reports whether a response field may be kept as provider data: not an oauth_*
-// protocol field, nor anything that looks like a credential (Yahoo's session handle is one).
-func keepExtra(name string) bool {
-	n := strings.ToLower(name)
-	if strings.HasPrefix(n, "oauth_") {
-		return false
-	}
-	for _, w := range []string{"token", "secret", "password", "signature", "session", "verifier"} {
-		if strings.Contains(n, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // post sends a signed, bodiless POST and parses the form-encoded answer.
@@ -190,7 +175,8 @@ func (cl *OAuth1Client) post(ctx context.Context, endpoint, rawURL string, c OAu
 		return nil, perr(resp.StatusCode, vals.Get("oauth_problem"), errors.New(http.StatusText(resp.StatusCode)))
 	}
 	if perrParse != nil {
-		return nil, perr(resp.StatusCode, "", fmt.Errorf("the response is not application/x-www-form-urlencoded: %w", perrParse))
+		// Not the parse error: it quotes the body.
+		return nil, perr(resp.StatusCode, "", errors.New("the response is not application/x-www-form-urlencoded"))
 	}
 	return vals, nil
 }
@@ -441,23 +427,12 @@ func (c *OAuth1Connector) Callback(ctx context.Context, apiID string, p OAuth1Ca
 // create stores the new connection of a finished flow.
 func (c *OAuth1Connector) create(ctx context.Context, api *store.ExternalAPI, flow *store.OAuth1Request,
 	tc *OAuth1TokenCredentials, now time.Time) (*store.Connection, error) {
-	conn := &store.Connection{
-		ID: store.NewID(store.PrefixConnection), ExternalAPIID: api.ID, UserID: flow.UserID,
-		PartnerID: flow.PartnerID, SalesChannelID: flow.SalesChannelID, ConnectionName: flow.ConnectionName,
-		Status: store.ConnActive, AuthenticatedAt: &now, ProviderData: map[string]any{},
-	}
-	if conn.PartnerID == "" {
-		conn.PartnerID = api.PartnerID
-	}
-	if conn.SalesChannelID == "" {
-		conn.SalesChannelID = api.SalesChannelID
-	}
-	if conn.ConnectionName == "" {
-		conn.ConnectionName = api.Name
-	}
+	extra := make(map[string]any, len(tc.Extra))
 	for k, v := range tc.Extra {
-		conn.ProviderData[k] = v
+		extra[k] = v
 	}
+	conn := newConnection(api, flowConnection{userID: flow.UserID, partnerID: flow.PartnerID,
+		salesChannelID: flow.SalesChannelID, name: flow.ConnectionName}, extra, now)
 	var err error
 	if conn.Credentials.OAuthToken, err = c.Sealer.Seal([]byte(tc.Token), conn.AAD(fieldOAuthToken)); err != nil {
 		return nil, fmt.Errorf("oauth: seal %s: %w", fieldOAuthToken, err)
@@ -469,21 +444,9 @@ func (c *OAuth1Connector) create(ctx context.Context, api *store.ExternalAPI, fl
 	if actor == "" {
 		actor = ActorOAuth1Callback
 	}
-	err = c.Store.Tx(ctx, func(tx *store.Store) error {
-		if err := tx.CreateConnection(ctx, conn); err != nil {
-			return err
-		}
-		if err := tx.PublishChange(ctx, store.Change{Kind: store.ChangeConnection, ID: conn.ID}); err != nil {
-			return err
-		}
-		changes := map[string]any{"via": "oauth1", "status": store.ConnActive, "connection_name": conn.ConnectionName,
-			"oauth_token": "set", "oauth_token_secret": "set"}
-		return tx.AddAudit(ctx, &store.AuditEvent{At: now, Actor: actor, Action: "connection.create",
-			TargetType: targetConnection, TargetID: conn.ID, SalesChannelID: conn.SalesChannelID,
-			PartnerID: conn.PartnerID, Changes: changes})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("oauth: create connection: %w", err)
+	if err := createConnection(ctx, c.Store, conn, actor, "oauth1",
+		map[string]any{"oauth_token": "set", "oauth_token_secret": "set"}, now); err != nil {
+		return nil, err
 	}
 	return conn, nil
 }

@@ -77,9 +77,9 @@ func (e *RefreshError) Error() string {
 		what = "client-credentials token of API " + e.APIID
 	}
 	if e.Expired {
-		return fmt.Sprintf("oauth: %s expired; re-authenticate it: %v", what, e.Err)
+		return fmt.Sprintf("oauth: %s expired; re-authenticate it: %s", what, tokenErrorText(e.Err))
 	}
-	msg := fmt.Sprintf("oauth: token refresh of %s failed: %v", what, e.Err)
+	msg := fmt.Sprintf("oauth: token refresh of %s failed: %s", what, tokenErrorText(e.Err))
 	if e.RetryAfter > 0 {
 		msg += fmt.Sprintf(" (not retried for %s)", e.RetryAfter.Round(time.Millisecond))
 	}
@@ -122,7 +122,58 @@ type ExchangeError struct {
 	Err  error
 }
 
-func (e *ExchangeError) Error() string { return "oauth: code exchange failed: " + e.Err.Error() }
+func (e *ExchangeError) Error() string {
+	return "oauth: code exchange failed: " + tokenErrorText(e.Err)
+}
+
+// tokenErrorText is what an error of a token-endpoint call may say in an error string or a log:
+// an *oauth2.RetrieveError (anywhere in err's chain) is rendered as
+// "token endpoint answered <status> (error=<code>)" and nothing else. Its own Error() prints the
+// response body or error_description, and error_uri, which some providers fill by echoing the
+// request: the client secret, the refresh token, the assertion. errors.As still reaches it.
+func tokenErrorText(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	msg := "token endpoint answered"
+	if re.Response != nil {
+		msg += " " + strconv.Itoa(re.Response.StatusCode)
+	} else {
+		msg += " with an error"
+	}
+	return msg + codeSuffix("error", re.ErrorCode)
+}
+
+// codeSuffix is " (name=code)" for an error code a provider sent, "" for none; a code that does
+// not look like one (SafeErrorCode) is not echoed.
+func codeSuffix(name, code string) string {
+	switch {
+	case code == "":
+		return ""
+	case SafeErrorCode(code):
+		return " (" + name + "=" + code + ")"
+	}
+	return " (" + name + "=<not an error code>)"
+}
+
+// SafeErrorCode reports whether an error code a provider sent (RFC 6749 §5.2 error, OAuth 1.0a
+// oauth_problem) may be echoed in an error string, a log or an answer: at most 64 letters,
+// digits, '_', '.' and '-'. Anything else may carry what the provider echoed of the request.
+func SafeErrorCode(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Unwrap gives ErrExchangeFailed and the cause.
 func (e *ExchangeError) Unwrap() []error { return []error{ErrExchangeFailed, e.Err} }
@@ -175,7 +226,12 @@ const (
 	AuthClientSecretPost   = "client_secret_post"
 )
 
-// oauth2Of returns the API's OAuth 2.0 section, or ErrNotOAuth2.
+// GrantJWTBearer: a service account mints the API's own tokens with a signed JWT assertion
+// (RFC 7523), cached and shared like client-credentials tokens (oauth2_jwt.go).
+const GrantJWTBearer = "jwt_bearer"
+
+// oauth2Of returns the API's OAuth 2.0 section, or ErrNotOAuth2. token_url is required for every
+// grant type, jwt_bearer included (the proxy and the management API require it too).
 func oauth2Of(api *store.ExternalAPI) (*store.OAuth2Config, error) {
 	c := api.APIConfig.OAuth2
 	if api.APIConfig.AuthType != store.AuthOAuth2 || c == nil {
@@ -187,10 +243,12 @@ func oauth2Of(api *store.ExternalAPI) (*store.OAuth2Config, error) {
 	return c, nil
 }
 
-// isClientCredentials reports whether the API gets its tokens with its own client credentials.
+// isClientCredentials reports whether the API gets its tokens with its own client credentials
+// (or its own service account).
 func isClientCredentials(api *store.ExternalAPI) bool {
 	c := api.APIConfig.OAuth2
-	return api.APIConfig.AuthType == store.AuthOAuth2 && c != nil && c.GrantType == GrantClientCredentials
+	return api.APIConfig.AuthType == store.AuthOAuth2 && c != nil &&
+		(c.GrantType == GrantClientCredentials || c.GrantType == GrantJWTBearer)
 }
 
 // authStyle maps token_auth_method; client_secret_basic is the default (RFC 6749 §2.3.1 says
@@ -279,10 +337,31 @@ func grantedScopes(t *oauth2.Token, asked []string) []string {
 	return asked
 }
 
-// notProviderData are response fields that are tokens, secrets or already stored elsewhere.
+// notProviderData are protocol fields of a token response that are stored elsewhere or mean
+// nothing once the response is handled.
 var notProviderData = map[string]bool{
-	"access_token": true, "refresh_token": true, "token_type": true, "expires_in": true,
-	"scope": true, "id_token": true, "error": true, "error_description": true, "error_uri": true,
+	"expires_in": true, "scope": true, "error": true, "error_description": true, "error_uri": true,
+}
+
+// credentialWords mark a field name that may hold a credential (Yahoo's session handle, an
+// id_token, a webhook_secret, an api_key, a code, …): such a field is never kept.
+var credentialWords = []string{"token", "secret", "session", "verifier", "key", "code", "assertion",
+	"credential", "password", "signature"}
+
+// keepProviderField reports whether a field of a token response (OAuth 2.0's JSON or form, OAuth
+// 1.0a's access token response) may be kept as the connection's provider data: not a protocol
+// field (oauth_*, expires_in, scope, error*), nor a name that suggests a credential.
+func keepProviderField(name string) bool {
+	n := strings.ToLower(name)
+	if strings.HasPrefix(n, "oauth_") || notProviderData[n] {
+		return false
+	}
+	for _, w := range credentialWords {
+		if strings.Contains(n, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // providerData picks the simple fields of a token response (Salesforce's instance_url, Slack's
@@ -301,9 +380,7 @@ func providerData(body []byte) map[string]any {
 	}
 	out := map[string]any{}
 	for k, v := range fields {
-		lk := strings.ToLower(k)
-		if notProviderData[lk] || strings.Contains(lk, "token") || strings.Contains(lk, "secret") ||
-			strings.Contains(lk, "password") || strings.Contains(lk, "signature") {
+		if !keepProviderField(k) {
 			continue
 		}
 		switch v.(type) {

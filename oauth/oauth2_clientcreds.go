@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -40,6 +41,21 @@ func (r *Refresher) clientToken(ctx context.Context, api *store.ExternalAPI, req
 	}
 }
 
+// apiToken asks the token endpoint for the API's own token: with its client id and secret, or
+// (jwt_bearer) with an assertion signed by its service-account key.
+func (r *Refresher) apiToken(ctx context.Context, api *store.ExternalAPI, c *store.OAuth2Config) (*oauth2.Token, error) {
+	if c.GrantType == GrantJWTBearer {
+		return serviceAccountToken(ctx, r.sealer, api, c)
+	}
+	id, secret, err := clientCredentials(r.sealer, api, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errKeyUnusable, err)
+	}
+	cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: c.TokenURL, Scopes: c.Scopes,
+		AuthStyle: authStyle(c.TokenAuthMethod)}
+	return cfg.Token(ctx)
+}
+
 func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, error) {
 	key, known := lockPrefixAPI+apiID, knownKey{id: apiID, api: true}
 	if tok, ok := r.knownNewer(known, req.seen, req.within); ok {
@@ -50,7 +66,7 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	unlock, err := r.locker.Lock(ctx, key)
+	held, unlock, err := r.locker.Lock(ctx, key)
 	if err != nil {
 		return AccessToken{}, &RefreshError{APIID: apiID, Err: fmt.Errorf("wait for the refresh lock: %w", err)}
 	}
@@ -83,18 +99,24 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 	if err != nil {
 		return AccessToken{}, err
 	}
-	id, secret, err := clientCredentials(r.sealer, api, c)
-	if err != nil {
+	began := time.Now()
+	// On held: with the lock lost, another instance is fetching; this one gives up.
+	nt, err := r.apiToken(context.WithValue(held, oauth2.HTTPClient, r.client), api, c)
+	if errors.Is(err, errKeyUnusable) {
 		return AccessToken{}, err
 	}
-	cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: c.TokenURL, Scopes: c.Scopes,
-		AuthStyle: authStyle(c.TokenAuthMethod)}
-	nt, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, r.client))
 	if err != nil {
+		r.observe(api.Slug, RefreshResultError, time.Since(began))
+		if lost := context.Cause(held); errors.Is(lost, ErrLockLost) {
+			rerr := &RefreshError{APIID: apiID, Err: fmt.Errorf("token request abandoned: %w", lost)}
+			r.log.Error("oauth: client-credentials token request abandoned", "api", apiID, "err", rerr)
+			return AccessToken{}, rerr
+		}
 		code, _ := retrieveCode(err)
 		wait := r.backoff.fail(key, r.now(), err)
-		r.log.Warn("oauth: client-credentials token request failed", "api", apiID, "code", code, "retry_in", wait, "err", err)
-		return AccessToken{}, &RefreshError{APIID: apiID, Code: code, RetryAfter: wait, Err: err}
+		rerr := &RefreshError{APIID: apiID, Code: code, RetryAfter: wait, Err: err}
+		r.log.Warn("oauth: client-credentials token request failed", "api", apiID, "code", code, "retry_in", wait, "err", rerr)
+		return AccessToken{}, rerr
 	}
 	exp := expiresAt(nt, nowUTC(r.now))
 	row = &store.OAuth2ClientToken{ExternalAPIID: apiID}
@@ -110,6 +132,7 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 	}
 	tok := newAccessToken(nt.AccessToken, exp)
 	r.remember(known, knownToken{tok: tok})
+	r.observe(api.Slug, RefreshResultSuccess, time.Since(began))
 	r.backoff.reset(key)
 	return tok, nil
 }

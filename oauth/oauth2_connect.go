@@ -102,7 +102,7 @@ func (c *Connector) Authorize(ctx context.Context, api *store.ExternalAPI, p Aut
 	if err != nil {
 		return "", err
 	}
-	if oc.GrantType == GrantClientCredentials {
+	if oc.GrantType == GrantClientCredentials || oc.GrantType == GrantJWTBearer {
 		return "", fmt.Errorf("%w: API %s uses client_credentials; there is no user to connect", ErrNotOAuth2, api.ID)
 	}
 	if oc.AuthorizationURL == "" {
@@ -221,23 +221,8 @@ func (c *Connector) Callback(ctx context.Context, apiID string, p CallbackParams
 // create stores the new connection.
 func (c *Connector) create(ctx context.Context, api *store.ExternalAPI, st *store.OAuth2State, nt *oauth2.Token,
 	body []byte, now time.Time) (*store.Connection, error) {
-	conn := &store.Connection{
-		ID: store.NewID(store.PrefixConnection), ExternalAPIID: api.ID, UserID: st.UserID,
-		PartnerID: st.PartnerID, SalesChannelID: st.SalesChannelID, ConnectionName: st.ConnectionName,
-		Status: store.ConnActive, AuthenticatedAt: &now, ProviderData: providerData(body),
-	}
-	if conn.PartnerID == "" {
-		conn.PartnerID = api.PartnerID
-	}
-	if conn.SalesChannelID == "" {
-		conn.SalesChannelID = api.SalesChannelID
-	}
-	if conn.ConnectionName == "" {
-		conn.ConnectionName = api.Name
-	}
-	if conn.ProviderData == nil {
-		conn.ProviderData = map[string]any{}
-	}
+	conn := newConnection(api, flowConnection{userID: st.UserID, partnerID: st.PartnerID,
+		salesChannelID: st.SalesChannelID, name: st.ConnectionName}, providerData(body), now)
 	at, err := c.sealer.Seal([]byte(nt.AccessToken), conn.AAD(fieldAccessToken))
 	if err != nil {
 		return nil, err
@@ -255,21 +240,9 @@ func (c *Connector) create(ctx context.Context, api *store.ExternalAPI, st *stor
 	if actor == "" {
 		actor = ActorOAuth2Callback
 	}
-	err = c.store.Tx(ctx, func(tx *store.Store) error {
-		if err := tx.CreateConnection(ctx, conn); err != nil {
-			return err
-		}
-		if err := tx.PublishChange(ctx, store.Change{Kind: store.ChangeConnection, ID: conn.ID}); err != nil {
-			return err
-		}
-		changes := map[string]any{"via": "oauth2", "status": store.ConnActive, "connection_name": conn.ConnectionName,
-			"access_token": "set", "refresh_token": refresh}
-		return tx.AddAudit(ctx, &store.AuditEvent{At: now, Actor: actor, Action: "connection.create",
-			TargetType: targetConnection, TargetID: conn.ID, SalesChannelID: conn.SalesChannelID,
-			PartnerID: conn.PartnerID, Changes: changes})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("oauth: create connection: %w", err)
+	if err := createConnection(ctx, c.store, conn, actor, "oauth2",
+		map[string]any{"access_token": "set", "refresh_token": refresh}, now); err != nil {
+		return nil, err
 	}
 	return conn, nil
 }

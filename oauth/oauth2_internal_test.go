@@ -1,14 +1,23 @@
 package oauth
 
 import (
+	"bytes"
+	crand "crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/extapi/extapi/store"
 )
 
 func TestSealedNonce(t *testing.T) {
@@ -143,3 +152,63 @@ func TestBackoffDoubles(t *testing.T) {
 		t.Error("blocked() after reset")
 	}
 }
+
+func TestKeepProviderField(t *testing.T) {
+	keep := []string{"instance_url", "user_id", "screen_name", "team_id", "hub_id", "issued_at", "expires",
+		"is_enterprise", "x_auth_expires"}
+	drop := []string{"access_token", "refresh_token", "id_token", "token_type", "bot_access_token", "oauth_token",
+		"oauth_token_secret", "oauth_session_handle", "session_handle", "SESSION", "oauth_verifier", "verifier",
+		"oauth_callback_confirmed", "webhook_secret", "api_key", "signing_key", "KeyId", "code", "auth_code",
+		"client_assertion", "credentials", "Credential", "password", "signature", "Signature", "expires_in",
+		"scope", "error", "error_description", "error_uri"}
+	for _, n := range keep {
+		if !keepProviderField(n) {
+			t.Errorf("keepProviderField(%q) = false; want it kept", n)
+		}
+	}
+	for _, n := range drop {
+		if keepProviderField(n) {
+			t.Errorf("keepProviderField(%q) = true; want it dropped", n)
+		}
+	}
+	// Both flows use it: OAuth 2.0's response fields and OAuth 1.0a's alike.
+	if got := providerData([]byte(`{"api_key":"k","auth_code":"c","user_id":"u"}`)); len(got) != 1 || got["user_id"] != "u" {
+		t.Errorf("providerData = %v; want only user_id", got)
+	}
+}
+
+// TestServiceAccountUsesConfiguredTokenURLOnly: the key file's token_uri is never where an
+// assertion goes; without oauth2.token_url there is no token (ErrNotOAuth2), and no request.
+func TestServiceAccountUsesConfiguredTokenURLOnly(t *testing.T) {
+	var hitCount atomic.Int32
+	hits := func() int32 { return hitCount.Load() }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hitCount.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"at","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer srv.Close()
+	pk, err := rsa.GenerateKey(crand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(pk)
+	key, _ := json.Marshal(map[string]string{"client_email": "svc@example.test", "token_uri": srv.URL,
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+	api := &store.ExternalAPI{ID: "api_1"}
+	s := plainSealer{}
+	c := &store.OAuth2Config{GrantType: GrantJWTBearer, ServiceAccountKey: store.Sealed(key)}
+	if _, err := serviceAccountToken(t.Context(), s, api, c); !errors.Is(err, ErrNotOAuth2) || hits() != 0 {
+		t.Errorf("serviceAccountToken(no token_url) = %v after %d requests; want ErrNotOAuth2 and none to the key's token_uri", err, hits())
+	}
+	c.TokenURL = srv.URL + "/configured"
+	if tok, err := serviceAccountToken(t.Context(), s, api, c); err != nil || tok.AccessToken != "at" || hits() != 1 {
+		t.Errorf("serviceAccountToken(token_url) = %v, %v after %d requests; want a token from token_url", tok, err, hits())
+	}
+}
+
+// plainSealer "seals" by copying: enough where only the plumbing is tested.
+type plainSealer struct{}
+
+func (plainSealer) Seal(p, _ []byte) ([]byte, error) { return bytes.Clone(p), nil }
+func (plainSealer) Open(b, _ []byte) ([]byte, error) { return bytes.Clone(b), nil }

@@ -8,36 +8,66 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/extapi/extapi/oauth"
 )
 
-// exclusive runs n goroutines that each take the lock and check nobody else holds it.
+// exclusive runs n goroutines that each take the lock and checks nobody else held it meanwhile.
 func exclusive(t *testing.T, lockers []oauth.Locker, key string, n int) {
 	t.Helper()
-	var holders, max atomic.Int32
-	var wg sync.WaitGroup
+	if m := mostHolders(t, lockers, key, n); m != 1 {
+		t.Errorf("most holders at once = %d; want 1", m)
+	}
+}
+
+// mostHolders runs n goroutines that each take the lock, hold it a moment and release it, and
+// returns the most that held it at once. They are released together (a closed channel) once all
+// are started, so their Lock calls overlap: a lock that let two holders in shows more than one.
+func mostHolders(t *testing.T, lockers []oauth.Locker, key string, n int) int32 {
+	t.Helper()
+	var holders, most atomic.Int32
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
 	for i := range n {
+		ready.Add(1)
 		wg.Go(func() {
-			unlock, err := lockers[i%len(lockers)].Lock(testCtx(t), key)
+			ready.Done()
+			<-start
+			_, unlock, err := lockers[i%len(lockers)].Lock(testCtx(t), key)
 			if err != nil {
 				t.Errorf("Lock() = %v", err)
 				return
 			}
 			h := holders.Add(1)
 			for {
-				m := max.Load()
-				if h <= m || max.CompareAndSwap(m, h) {
+				m := most.Load()
+				if h <= m || most.CompareAndSwap(m, h) {
 					break
 				}
 			}
-			time.Sleep(time.Millisecond) // hold it a moment: an overlap would show
+			time.Sleep(2 * time.Millisecond) // hold it a moment: an overlap would show
 			holders.Add(-1)
 			unlock()
 		})
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
-	if m := max.Load(); m != 1 {
-		t.Errorf("most holders at once = %d; want 1", m)
+	return most.Load()
+}
+
+// noLock is a broken Locker: it lets everyone in.
+type noLock struct{}
+
+func (noLock) Lock(ctx context.Context, _ string) (context.Context, func(), error) {
+	return ctx, func() {}, nil
+}
+
+// TestExclusiveCatchesABrokenLock: the exclusivity check above fails a lock that does not lock.
+func TestExclusiveCatchesABrokenLock(t *testing.T) {
+	if m := mostHolders(t, []oauth.Locker{noLock{}}, "k", 20); m < 2 {
+		t.Fatalf("most holders of a lock that does not lock = %d; want the overlap seen (> 1)", m)
 	}
 }
 
@@ -47,14 +77,14 @@ func TestRedisLockerExclusiveAcrossClients(t *testing.T) {
 	b := oauth.NewRedisLocker(testRedis(t), oauth.RedisLockerOptions{Prefix: prefix})
 	exclusive(t, []oauth.Locker{a, b}, "conn:x", 20)
 	// Different keys do not wait for each other.
-	u1, err := a.Lock(testCtx(t), "conn:1")
+	_, u1, err := a.Lock(testCtx(t), "conn:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer u1()
 	ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
 	defer cancel()
-	u2, err := b.Lock(ctx, "conn:2")
+	_, u2, err := b.Lock(ctx, "conn:2")
 	if err != nil {
 		t.Fatalf("Lock(other key) = %v; want it at once", err)
 	}
@@ -65,7 +95,7 @@ func TestRedisLockerOwnerOnly(t *testing.T) {
 	rc := testRedis(t)
 	prefix := uniquePrefix()
 	l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 300 * time.Millisecond})
-	unlock, err := l.Lock(testCtx(t), "k")
+	_, unlock, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +121,7 @@ func TestRedisLockerHolderThatDiesReleasesByExpiry(t *testing.T) {
 	}
 	l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix})
 	start := time.Now()
-	unlock, err := l.Lock(testCtx(t), "k")
+	_, unlock, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatalf("Lock() = %v", err)
 	}
@@ -106,20 +136,20 @@ func TestRedisLockerExtendsWhileHeld(t *testing.T) {
 	prefix := uniquePrefix()
 	a := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 150 * time.Millisecond})
 	b := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 150 * time.Millisecond})
-	unlock, err := a.Lock(testCtx(t), "k")
+	_, unlock, err := a.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Held for four TTLs: the holder's extensions keep it.
 	ctx, cancel := context.WithTimeout(testCtx(t), 600*time.Millisecond)
 	defer cancel()
-	if _, err := b.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := b.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock() while another holds it = %v; want DeadlineExceeded", err)
 	}
 	unlock()
 	ctx2, cancel2 := context.WithTimeout(testCtx(t), time.Second)
 	defer cancel2()
-	u, err := b.Lock(ctx2, "k")
+	_, u, err := b.Lock(ctx2, "k")
 	if err != nil {
 		t.Fatalf("Lock() after unlock = %v", err)
 	}
@@ -133,7 +163,7 @@ func TestRedisLockerRedisDown(t *testing.T) {
 	rc := testRedis(t)
 	l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: uniquePrefix(), Timeout: 200 * time.Millisecond})
 	rc.Close()
-	if _, err := l.Lock(testCtx(t), "k"); err == nil {
+	if _, _, err := l.Lock(testCtx(t), "k"); err == nil {
 		t.Fatal("Lock() with Redis closed = nil; want an error (refreshing without the fleet lock is unsafe)")
 	}
 }
@@ -141,20 +171,121 @@ func TestRedisLockerRedisDown(t *testing.T) {
 func TestLocalLocker(t *testing.T) {
 	l := oauth.NewLocalLocker()
 	exclusive(t, []oauth.Locker{l}, "k", 50)
-	unlock, err := l.Lock(testCtx(t), "k")
+	_, unlock, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Millisecond)
 	defer cancel()
-	if _, err := l.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := l.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Lock() while held = %v; want DeadlineExceeded", err)
 	}
 	unlock()
 	unlock() // a second call is harmless
-	u, err := l.Lock(testCtx(t), "k")
+	_, u, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatalf("Lock() after unlock = %v", err)
 	}
 	u()
+}
+
+// TestRedisLockerHeldEndsWhenTakenOver: the lock's key is taken by another holder (or deleted)
+// while held: held ends with ErrLockLost at the next extension, well before unlock.
+func TestRedisLockerHeldEndsWhenTakenOver(t *testing.T) {
+	for _, how := range []string{"overwritten", "deleted"} {
+		t.Run(how, func(t *testing.T) {
+			rc := testRedis(t)
+			prefix := uniquePrefix()
+			l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 600 * time.Millisecond})
+			held, unlock, err := l.Lock(testCtx(t), "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			// Held past a TTL, on its extensions, while it is ours.
+			select {
+			case <-held.Done():
+				t.Fatalf("held ended while the lock was ours: %v", context.Cause(held))
+			case <-time.After(700 * time.Millisecond):
+			}
+			if how == "overwritten" {
+				err = rc.Set(testCtx(t), prefix+"k", "someone-else", time.Minute).Err()
+			} else {
+				err = rc.Del(testCtx(t), prefix+"k").Err()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-held.Done():
+			case <-time.After(2 * time.Second):
+				t.Fatal("held still running 2 s after the lock was lost")
+			}
+			if cause := context.Cause(held); !errors.Is(cause, oauth.ErrLockLost) {
+				t.Errorf("context.Cause(held) = %v; want ErrLockLost", cause)
+			}
+		})
+	}
+}
+
+// failingEval is a Redis client whose scripts (the extensions) fail once down is set.
+type failingEval struct {
+	oauth.RedisClient
+	down atomic.Bool
+}
+
+func (c *failingEval) EvalSha(ctx context.Context, sha string, keys []string, args ...any) *redis.Cmd {
+	if c.down.Load() {
+		return redis.NewCmdResult(nil, errors.New("connection refused"))
+	}
+	return c.RedisClient.EvalSha(ctx, sha, keys, args...)
+}
+
+func (c *failingEval) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	if c.down.Load() {
+		return redis.NewCmdResult(nil, errors.New("connection refused"))
+	}
+	return c.RedisClient.Eval(ctx, script, keys, args...)
+}
+
+// TestRedisLockerHeldEndsWithoutExtensions: Redis stops answering the extensions: once a full TTL
+// has passed since the last confirmed one (the key may have expired and been taken), held ends
+// with ErrLockLost; not before.
+func TestRedisLockerHeldEndsWithoutExtensions(t *testing.T) {
+	c := &failingEval{RedisClient: testRedis(t)}
+	const ttl = 300 * time.Millisecond
+	l := oauth.NewRedisLocker(c, oauth.RedisLockerOptions{Prefix: uniquePrefix(), TTL: ttl, Timeout: 50 * time.Millisecond})
+	held, unlock, err := l.Lock(testCtx(t), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	c.down.Store(true)
+	down := time.Now()
+	select {
+	case <-held.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("held still running 3 s after Redis stopped answering")
+	}
+	// The last confirmed extension (or the SET) was at most TTL/3 before Redis went down.
+	if d := time.Since(down); d < ttl-ttl/3-20*time.Millisecond || d > ttl+time.Second {
+		t.Errorf("held ended %v after the extensions began failing; want within the TTL (%v) of the last confirmed one", d, ttl)
+	}
+	if cause := context.Cause(held); !errors.Is(cause, oauth.ErrLockLost) {
+		t.Errorf("context.Cause(held) = %v; want ErrLockLost", cause)
+	}
+}
+
+func TestLocalLockerHeldEndsOnUnlock(t *testing.T) {
+	held, unlock, err := oauth.NewLocalLocker().Lock(testCtx(t), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Err() != nil {
+		t.Fatalf("held.Err() while held = %v", held.Err())
+	}
+	unlock()
+	if held.Err() == nil {
+		t.Error("held still running after unlock")
+	}
 }

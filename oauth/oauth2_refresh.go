@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,21 @@ type RefresherOptions struct {
 	// doubles with each failure in a row. Defaults 1 s and 2 min.
 	BackoffMin, BackoffMax time.Duration
 	Log                    *slog.Logger
+	// Observe, if set, is told of every call to a token endpoint (refresh grant, client
+	// credentials, JWT bearer) once it is over: the API's slug, the result (RefreshResultSuccess,
+	// RefreshResultInvalidGrant or RefreshResultError) and how long the call and saving its
+	// answer took. It must be quick and safe for concurrent use (metrics).
+	Observe func(api, result string, d time.Duration)
 }
+
+// Results given to RefresherOptions.Observe: the label values of extapi_token_refresh_total.
+const (
+	RefreshResultSuccess = "success"
+	// RefreshResultInvalidGrant: the provider refused the grant (the connection is now expired).
+	RefreshResultInvalidGrant = "invalid_grant"
+	// RefreshResultError: any other failure (transport, timeout, 5xx, malformed answer, saving).
+	RefreshResultError = "error"
+)
 
 // Refresher hands out valid access tokens for OAuth 2.0 connections (and client-credentials
 // tokens for APIs), refreshing them when they are about to expire.
@@ -76,6 +91,7 @@ type Refresher struct {
 	log     *slog.Logger
 	backoff backoff
 	group   singleflight.Group
+	observe func(api, result string, d time.Duration)
 
 	mu sync.RWMutex
 	// known holds the newest token this instance has opened or obtained per connection and per
@@ -99,7 +115,10 @@ type knownToken struct {
 // NewRefresher returns a Refresher.
 func NewRefresher(o RefresherOptions) *Refresher {
 	r := &Refresher{store: o.Store, sealer: o.Sealer, locker: o.Locker, client: o.HTTPClient, now: o.Now,
-		skew: o.Skew, timeout: o.Timeout, log: o.Log, known: map[knownKey]knownToken{}}
+		skew: o.Skew, timeout: o.Timeout, log: o.Log, observe: o.Observe, known: map[knownKey]knownToken{}}
+	if r.observe == nil {
+		r.observe = func(string, string, time.Duration) {}
+	}
 	if r.locker == nil {
 		r.locker = NewLocalLocker()
 	}
@@ -322,7 +341,7 @@ func (r *Refresher) refreshConnection(id string, req request) (AccessToken, erro
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	unlock, err := r.locker.Lock(ctx, lockPrefixConn+id)
+	held, unlock, err := r.locker.Lock(ctx, lockPrefixConn+id)
 	if err != nil {
 		return AccessToken{}, &RefreshError{ConnectionID: id, Err: fmt.Errorf("wait for the refresh lock: %w", err)}
 	}
@@ -373,31 +392,53 @@ func (r *Refresher) refreshConnection(id string, req request) (AccessToken, erro
 		return AccessToken{}, r.expire(ctx, conn, "", errors.New("the access token expired and there is no refresh token"))
 	}
 
-	hctx, capture := withCapture(ctx, r.client)
+	// The token call runs on held: when the lock is lost, another instance may be presenting the
+	// same refresh token, so this one gives up rather than race it.
+	hctx, capture := withCapture(held, r.client)
+	began := time.Now() // the real clock, whatever r.now is
 	nt, err := cfg.TokenSource(hctx, &oauth2.Token{RefreshToken: refresh}).Token()
 	if err != nil {
+		if lost := context.Cause(held); errors.Is(lost, ErrLockLost) {
+			r.observe(api.Slug, RefreshResultError, time.Since(began))
+			rerr := &RefreshError{ConnectionID: id, Err: fmt.Errorf("refresh abandoned: %w", lost)}
+			r.log.Error("oauth: token refresh abandoned", "connection", id, "api", api.ID, "err", rerr)
+			return AccessToken{}, rerr
+		}
 		if code, gone := grantGone(err); gone {
+			r.observe(api.Slug, RefreshResultInvalidGrant, time.Since(began))
 			return AccessToken{}, r.expire(ctx, conn, code, err)
 		}
+		r.observe(api.Slug, RefreshResultError, time.Since(began))
 		code, _ := retrieveCode(err)
 		wait := r.backoff.fail(lockPrefixConn+id, r.now(), err)
-		r.log.Warn("oauth: token refresh failed", "connection", id, "api", api.ID, "code", code, "retry_in", wait, "err", err)
-		return AccessToken{}, &RefreshError{ConnectionID: id, Code: code, RetryAfter: wait, Err: err}
+		rerr := &RefreshError{ConnectionID: id, Code: code, RetryAfter: wait, Err: err}
+		r.log.Warn("oauth: token refresh failed", "connection", id, "api", api.ID, "code", code, "retry_in", wait, "err", rerr)
+		return AccessToken{}, rerr
 	}
+	// Saved on ctx, not held: a lock lost after the provider answered does not lose the rotated
+	// token; save's own check keeps it from overwriting a newer one.
 	tok, err := r.save(ctx, conn, nt, refresh, capture.body, req.purpose)
 	if err != nil {
 		// The provider has rotated the token and we could not store it: the old refresh token
 		// may already be void. Nothing better to do than report it loudly.
-		r.log.Error("oauth: refreshed token could not be saved", "connection", id, "err", err)
-		return AccessToken{}, &RefreshError{ConnectionID: id, Err: fmt.Errorf("save refreshed token: %w", err)}
+		r.observe(api.Slug, RefreshResultError, time.Since(began))
+		rerr := &RefreshError{ConnectionID: id, Err: fmt.Errorf("save refreshed token: %w", err)}
+		r.log.Error("oauth: refreshed token could not be saved", "connection", id, "err", rerr)
+		return AccessToken{}, rerr
 	}
+	r.observe(api.Slug, RefreshResultSuccess, time.Since(began))
 	r.backoff.reset(lockPrefixConn + id)
 	return tok, nil
 }
 
+// errRefreshSuperseded: the row's refresh token changed while a refresh was under way (another
+// holder of a lost lock, or a re-authentication): the refresh's answer is not written over it.
+var errRefreshSuperseded = errors.New("oauth: the connection's refresh token changed during the refresh; its result is not saved")
+
 // save writes the new tokens of conn in one transaction with its change notification and audit
 // event. A response without a refresh token keeps the old one (RFC 6749 §6: the server MAY issue
-// a new one).
+// a new one). conn is the row the refresh read its refresh token from: when the stored refresh
+// token is no longer that one, nothing is written (errRefreshSuperseded).
 func (r *Refresher) save(ctx context.Context, conn *store.Connection, nt *oauth2.Token, oldRefresh string,
 	body []byte, p purpose) (AccessToken, error) {
 	now := nowUTC(r.now)
@@ -408,6 +449,9 @@ func (r *Refresher) save(ctx context.Context, conn *store.Connection, nt *oauth2
 		c, err := tx.GetConnectionForUpdate(ctx, conn.ID)
 		if err != nil {
 			return err
+		}
+		if !bytes.Equal(c.Credentials.RefreshToken, conn.Credentials.RefreshToken) {
+			return errRefreshSuperseded
 		}
 		at, err := r.sealer.Seal([]byte(nt.AccessToken), c.AAD(fieldAccessToken))
 		if err != nil {
@@ -467,7 +511,7 @@ func (r *Refresher) save(ctx context.Context, conn *store.Connection, nt *oauth2
 // cannot be refreshed at all, and returns the RefreshError to give callers. The row is left alone
 // when its refresh token changed since it was read (someone re-authenticated it meanwhile).
 func (r *Refresher) expire(ctx context.Context, conn *store.Connection, code string, cause error) error {
-	msg := "token refresh failed: " + cause.Error()
+	msg := "token refresh failed: " + tokenErrorText(cause)
 	if code != "" {
 		msg = "the provider refused the refresh token (" + code + ")"
 	}
@@ -525,7 +569,9 @@ type backoffError struct {
 	err  error
 }
 
-func (e *backoffError) Error() string { return "backing off after a failed refresh: " + e.err.Error() }
+func (e *backoffError) Error() string {
+	return "backing off after a failed refresh: " + tokenErrorText(e.err)
+}
 func (e *backoffError) Unwrap() error { return e.err }
 
 func (b *backoff) blocked(key string, now time.Time) *backoffError {
@@ -552,6 +598,19 @@ func (b *backoff) fail(key string, now time.Time, err error) time.Duration {
 	e.until, e.err = now.Add(d), err
 	b.m[key] = e
 	return d
+}
+
+// active counts the keys with prefix that are backing off at now.
+func (b *backoff) active(prefix string, now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for k, e := range b.m {
+		if strings.HasPrefix(k, prefix) && now.Before(e.until) {
+			n++
+		}
+	}
+	return n
 }
 
 func (b *backoff) reset(key string) {

@@ -8,7 +8,8 @@
 // fails (invalid_grant at the token endpoint, 401 at the resource). Two refreshes racing on one
 // connection therefore destroy it, which is what the tests of package oauth check never happens.
 //
-// It counts token requests per grant type and can be told to answer slowly or with 5xx.
+// It counts token requests per grant type and can be told to answer slowly or with 5xx (and, as
+// some real providers do, to echo the request, secrets and all, in such an error).
 package oauth2test
 
 import (
@@ -62,6 +63,7 @@ type Server struct {
 	delay      time.Duration
 	failNext   int
 	failStatus int
+	failEcho   bool
 	codes      map[string]*authCode
 	access     map[string]*accessToken
 	refresh    map[string]*refreshToken
@@ -145,7 +147,16 @@ func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlo
 // FailNext makes the next n token requests answer status (e.g. 503) without doing anything.
 func (s *Server) FailNext(n, status int) {
 	s.mu.Lock()
-	s.failNext, s.failStatus = n, status
+	s.failNext, s.failStatus, s.failEcho = n, status, false
+	s.mu.Unlock()
+}
+
+// FailNextEcho is FailNext with a careless provider's error body: an RFC 6749 §5.2 error
+// (server_error) whose error_description and error_uri quote the request it refuses, the
+// Authorization header and the form (client_secret, refresh_token, code, assertion, …) included.
+func (s *Server) FailNextEcho(n, status int) {
+	s.mu.Lock()
+	s.failNext, s.failStatus, s.failEcho = n, status, true
 	s.mu.Unlock()
 }
 
@@ -300,10 +311,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if fail {
 		s.failNext--
 	}
-	status := s.failStatus
+	status, echo := s.failStatus, s.failEcho
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)
+	}
+	if fail && echo {
+		auth := r.Header.Get("Authorization")
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(auth, "Basic ")); err == nil {
+			auth = string(b)
+		}
+		writeJSON(w, status, map[string]string{"error": "server_error",
+			"error_description": "could not process authorization " + auth + " form " + r.PostForm.Encode(),
+			"error_uri":         s.URL + "/errors?" + r.PostForm.Encode()})
+		return
 	}
 	if fail {
 		w.Header().Set("Content-Type", "text/plain")
