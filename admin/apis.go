@@ -46,20 +46,10 @@ func (s *Server) createAPI(w http.ResponseWriter, r *http.Request, who *principa
 		return err
 	}
 	ctx := r.Context()
-	// The id comes first: it is part of every secret's AAD.
-	a := &store.ExternalAPI{ID: store.NewID(store.PrefixAPI), CreatedBy: who.name, UpdatedBy: who.name}
-	changes, _, err := s.editAPI(a, nil, body, who)
-	if err != nil {
-		return err
-	}
+	var a *store.ExternalAPI
 	err = s.store.Tx(ctx, func(tx *store.Store) error {
-		if err := tx.CreateAPI(ctx, a); err != nil {
-			return err
-		}
-		if err := audit(ctx, tx, who, actionAPICreate, targetAPI, a.ID, apiTenant(a), changes); err != nil {
-			return err
-		}
-		return tx.PublishChange(ctx, store.Change{Kind: store.ChangeAPI, ID: a.ID})
+		a, err = s.insertAPI(ctx, tx, who, body)
+		return err
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return withMessage(err, msgSlugConflict)
@@ -69,6 +59,28 @@ func (s *Server) createAPI(w http.ResponseWriter, r *http.Request, who *principa
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"external_api": toAPIOut(a, 0)})
 	return nil
+}
+
+// insertAPI creates an API from a create body inside tx: template expansion, validation,
+// sealing, the row, its audit event and its change notification.
+func (s *Server) insertAPI(ctx context.Context, tx *store.Store, who *principal, body map[string]any) (*store.ExternalAPI, error) {
+	body, err := withTemplate(body)
+	if err != nil {
+		return nil, err
+	}
+	// The id comes first: it is part of every secret's AAD.
+	a := &store.ExternalAPI{ID: store.NewID(store.PrefixAPI), CreatedBy: who.name, UpdatedBy: who.name}
+	changes, _, err := s.editAPI(a, nil, body, who)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.CreateAPI(ctx, a); err != nil {
+		return nil, err
+	}
+	if err := audit(ctx, tx, who, actionAPICreate, targetAPI, a.ID, apiTenant(a), changes); err != nil {
+		return nil, err
+	}
+	return a, tx.PublishChange(ctx, store.Change{Kind: store.ChangeAPI, ID: a.ID})
 }
 
 // GET /admin/external-apis/{id}

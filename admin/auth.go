@@ -48,6 +48,15 @@ func parseRole(s string) (role, bool) {
 	return rolePublic, false
 }
 
+// actorName is the audit actor of a stored token. Names are unique per tenant only, so a
+// scoped token's actor carries its tenant: "ci@sc_1/p_2" and the unscoped "ci" stay apart.
+func actorName(name string, t store.Tenant) string {
+	if t.SalesChannelID == "" && t.PartnerID == "" {
+		return name
+	}
+	return name + "@" + t.SalesChannelID + "/" + t.PartnerID
+}
+
 // bootstrapActor is the audit actor of EXTAPI_ADMIN_TOKEN; no stored token may take the name.
 const bootstrapActor = "bootstrap"
 
@@ -91,7 +100,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	if !ok {
 		return nil, errUnauthenticated
 	}
-	p := &principal{name: t.Name, tokenID: t.ID, role: rl, tenant: t.Tenant()}
+	p := &principal{name: actorName(t.Name, t.Tenant()), tokenID: t.ID, role: rl, tenant: t.Tenant()}
 	// last_used_at is written when the token is looked up, i.e. at most once per cache period.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
 	defer cancel()

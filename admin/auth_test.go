@@ -72,7 +72,8 @@ func TestRoles(t *testing.T) {
 			"GET /admin/external-apis/{id}/connections": apiID,
 			"GET /admin/connections/{id}":               connID,
 		}
-		fake := map[string]string{"external-apis": "eapi_aaaaaaaaaaaaaaaaaaaaaaaaaa", "connections": "conn_aaaaaaaaaaaaaaaaaaaaaaaaaa", "tokens": "tok_aaaaaaaaaaaaaaaaaaaaaaaaaa"}
+		fake := map[string]string{"external-apis": "eapi_aaaaaaaaaaaaaaaaaaaaaaaaaa", "connections": "conn_aaaaaaaaaaaaaaaaaaaaaaaaaa", "tokens": "tok_aaaaaaaaaaaaaaaaaaaaaaaaaa",
+			"webhook-events": "whev_aaaaaaaaaaaaaaaaaaaaaaaaaa"}
 		for _, op := range e.documentedOps() {
 			path := op.path
 			if strings.Contains(path, "{id}") {

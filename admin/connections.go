@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"time"
@@ -50,30 +51,37 @@ func (s *Server) createConnection(w http.ResponseWriter, r *http.Request, who *p
 		return err
 	}
 	ctx := r.Context()
-	c := &store.Connection{ID: store.NewID(store.PrefixConnection), ExternalAPIID: apiID}
+	var c *store.Connection
 	err = s.store.Tx(ctx, func(tx *store.Store) error {
-		// The row lock keeps the API from being deleted while its connection is being added.
-		api, err := tx.GetAPIForUpdate(ctx, apiID, who.tenant)
-		if err != nil {
-			return withNotFound(err, "external API")
-		}
-		changes, _, err := s.editConn(c, nil, api, body, who)
-		if err != nil {
-			return err
-		}
-		if err := tx.CreateConnection(ctx, c); err != nil {
-			return err
-		}
-		if err := audit(ctx, tx, who, actionConnCreate, targetConn, c.ID, connTenant(c), changes); err != nil {
-			return err
-		}
-		return tx.PublishChange(ctx, store.Change{Kind: store.ChangeConnection, ID: c.ID})
+		c, err = s.insertConnection(ctx, tx, who, apiID, body)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"connection": toConnOut(c)})
 	return nil
+}
+
+// insertConnection creates a connection of an API from a create body inside tx.
+func (s *Server) insertConnection(ctx context.Context, tx *store.Store, who *principal, apiID string, body map[string]any) (*store.Connection, error) {
+	c := &store.Connection{ID: store.NewID(store.PrefixConnection), ExternalAPIID: apiID}
+	// The row lock keeps the API from being deleted while its connection is being added.
+	api, err := tx.GetAPIForUpdate(ctx, apiID, who.tenant)
+	if err != nil {
+		return nil, withNotFound(err, "external API")
+	}
+	changes, _, err := s.editConn(c, nil, api, body, who)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.CreateConnection(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := audit(ctx, tx, who, actionConnCreate, targetConn, c.ID, connTenant(c), changes); err != nil {
+		return nil, err
+	}
+	return c, tx.PublishChange(ctx, store.Change{Kind: store.ChangeConnection, ID: c.ID})
 }
 
 // GET /admin/connections/{id}

@@ -27,53 +27,17 @@ var _ OAuth1Flow = (*oauth.OAuth1Connector)(nil)
 // answers {"authorization_url": …}). connection_name, user_id, partner_id and sales_channel_id
 // are the fields of the connection the callback will create.
 func (s *Server) oauth1Authorize(w http.ResponseWriter, r *http.Request, who *principal) error {
-	id := r.PathValue("id")
-	if !validID(store.PrefixAPI, id) {
-		return notFound("external API")
-	}
-	if s.opts.OAuth1 == nil {
-		return withMessage(errUnavailable, "the OAuth 1.0a connect flow is not configured")
-	}
-	q, err := parseQuery(r, "connection_name", "user_id", "partner_id", "sales_channel_id", "format")
+	st, err := s.startConnect(r, who, s.opts.OAuth1 != nil, "the OAuth 1.0a connect flow is not configured")
 	if err != nil {
 		return err
 	}
-	st := oauth.OAuth1Start{ConnectionName: q.text("connection_name"), UserID: q.text("user_id"),
-		PartnerID: q.text("partner_id"), SalesChannelID: q.text("sales_channel_id"), CreatedBy: who.name}
-	format := q.enum("format", []string{"json", "redirect"})
-	if err := q.err(); err != nil {
-		return err
-	}
-	if err := forceTenant(who, &st.SalesChannelID, &st.PartnerID); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	api, err := s.store.GetAPI(ctx, id, who.tenant)
-	if err != nil {
-		return withNotFound(err, "external API")
-	}
-	// A connection of a tenant's API belongs to that tenant, as validateConn has it.
-	var p problems
-	if api.SalesChannelID != "" && st.SalesChannelID != "" && st.SalesChannelID != api.SalesChannelID {
-		p.add("query.sales_channel_id", "must be the sales channel of the API (or omitted)")
-	}
-	if api.PartnerID != "" && st.PartnerID != "" && st.PartnerID != api.PartnerID {
-		p.add("query.partner_id", "must be the partner of the API (or omitted)")
-	}
-	if err := p.err(); err != nil {
-		return err
-	}
-	st.CallbackURL = oauth1CallbackURL(r, id)
-	authURL, err := s.opts.OAuth1.Authorize(ctx, api, st)
+	o := oauth.OAuth1Start{ConnectionName: st.name, UserID: st.userID, PartnerID: st.partnerID,
+		SalesChannelID: st.salesChannelID, CreatedBy: who.name, CallbackURL: oauth1CallbackURL(r, st.api.ID)}
+	authURL, err := s.opts.OAuth1.Authorize(r.Context(), st.api, o)
 	if err != nil {
 		return s.oauth1Error(w, r, err)
 	}
-	if format == "json" {
-		writeJSON(w, http.StatusOK, map[string]string{"authorization_url": authURL})
-		return nil
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, authURL, http.StatusFound)
+	st.answer(w, r, authURL)
 	return nil
 }
 
@@ -190,13 +154,5 @@ func validProblem(s string) bool {
 // oauth1Error answers an error of the flow in the one error shape (5xx are logged), or hands any
 // other error back to classify.
 func (s *Server) oauth1Error(w http.ResponseWriter, r *http.Request, err error) error {
-	status, obj, ok := oauth1Problem(err)
-	if !ok {
-		return err
-	}
-	if status >= 500 {
-		s.log.Error("admin: OAuth 1.0a flow failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, status, errorBody{obj})
-	return nil
+	return s.flowError(w, r, err, oauth1Problem, "admin: OAuth 1.0a flow failed")
 }

@@ -38,60 +38,17 @@ const actionConnRefresh = "connection.refresh"
 // given) and a sealed PKCE verifier, and redirects to the provider's authorization URL (or, with
 // format=json, answers {"authorization_url": …}).
 func (s *Server) oauth2Authorize(w http.ResponseWriter, r *http.Request, who *principal) error {
-	id := r.PathValue("id")
-	if !validID(store.PrefixAPI, id) {
-		return notFound("external API")
-	}
-	if s.opts.OAuth2 == nil {
-		return withMessage(errUnavailable, "the OAuth 2.0 connect flow is not configured")
-	}
-	q, err := parseQuery(r, "connection_name", "user_id", "partner_id", "sales_channel_id", "format")
+	st, err := s.startConnect(r, who, s.opts.OAuth2 != nil, "the OAuth 2.0 connect flow is not configured")
 	if err != nil {
 		return err
 	}
-	p := oauth.AuthorizeParams{ConnectionName: q.text("connection_name"), UserID: q.text("user_id"),
-		PartnerID: q.text("partner_id"), SalesChannelID: q.text("sales_channel_id"), Actor: who.name}
-	format := q.enum("format", []string{"json", "redirect"})
-	if err := q.err(); err != nil {
-		return err
-	}
-	var bad problems
-	text(&bad, "query.connection_name", p.ConnectionName, maxNameLen, false)
-	text(&bad, "query.user_id", p.UserID, maxIDLen, false)
-	text(&bad, "query.partner_id", p.PartnerID, maxIDLen, false)
-	text(&bad, "query.sales_channel_id", p.SalesChannelID, maxIDLen, false)
-	if err := bad.err(); err != nil {
-		return err
-	}
-	if err := forceTenant(who, &p.SalesChannelID, &p.PartnerID); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	api, err := s.store.GetAPI(ctx, id, who.tenant)
-	if err != nil {
-		return withNotFound(err, "external API")
-	}
-	// A connection of a tenant's API belongs to that tenant, as validateConn has it.
-	if api.SalesChannelID != "" && p.SalesChannelID != "" && p.SalesChannelID != api.SalesChannelID {
-		bad.add("query.sales_channel_id", "must be the sales channel of the API (or omitted)")
-	}
-	if api.PartnerID != "" && p.PartnerID != "" && p.PartnerID != api.PartnerID {
-		bad.add("query.partner_id", "must be the partner of the API (or omitted)")
-	}
-	if err := bad.err(); err != nil {
-		return err
-	}
-	p.RedirectURI = oauth2CallbackURL(r, id)
-	authURL, err := s.opts.OAuth2.Authorize(ctx, api, p)
+	p := oauth.AuthorizeParams{ConnectionName: st.name, UserID: st.userID, PartnerID: st.partnerID,
+		SalesChannelID: st.salesChannelID, Actor: who.name, RedirectURI: oauth2CallbackURL(r, st.api.ID)}
+	authURL, err := s.opts.OAuth2.Authorize(r.Context(), st.api, p)
 	if err != nil {
 		return s.oauth2Error(w, r, err)
 	}
-	if format == "json" {
-		writeJSON(w, http.StatusOK, map[string]string{"authorization_url": authURL})
-		return nil
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, authURL, http.StatusFound)
+	st.answer(w, r, authURL)
 	return nil
 }
 
@@ -256,28 +213,10 @@ func oauth2Problem(err error) (status int, obj errorObject, ok bool) {
 }
 
 // printableCode keeps an RFC 6749 error code the provider sent printable; it is echoed.
-func printableCode(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func printableCode(s string) bool { return oauth.SafeErrorCode(s) }
 
 // oauth2Error answers an error of the OAuth 2.0 routes in the one error shape (5xx are logged),
 // or hands any other error back to classify.
 func (s *Server) oauth2Error(w http.ResponseWriter, r *http.Request, err error) error {
-	status, obj, ok := oauth2Problem(err)
-	if !ok {
-		return err
-	}
-	if status >= 500 {
-		s.log.Error("admin: OAuth 2.0 operation failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeJSON(w, status, errorBody{obj})
-	return nil
+	return s.flowError(w, r, err, oauth2Problem, "admin: OAuth 2.0 operation failed")
 }

@@ -28,6 +28,12 @@ var routeTable = []route{
 
 	{"GET", "/admin/audit-events", roleViewer, (*Server).listAudit},
 
+	{"GET", "/admin/webhook-events", roleViewer, (*Server).listWebhookEvents},
+	{"POST", "/admin/webhook-events/{id}/redeliver", roleEditor, (*Server).redeliverWebhookEvent},
+
+	{"GET", "/admin/templates", roleViewer, (*Server).listTemplates},
+	{"GET", "/admin/templates/{slug}", roleViewer, (*Server).getTemplate},
+
 	{"GET", "/admin/tokens", roleAdmin, (*Server).listTokens},
 	{"POST", "/admin/tokens", roleAdmin, (*Server).createToken},
 	{"DELETE", "/admin/tokens/{id}", roleAdmin, (*Server).revokeToken},

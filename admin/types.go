@@ -43,6 +43,12 @@ type apiConfigFields[S any] struct {
 	RetryConfig *retryFields      `json:"retry_config,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
 	TLS         *tlsFields[S]     `json:"tls,omitempty"`
+	AWSSigV4    *awsSigV4Fields   `json:"aws_sigv4,omitempty"`
+}
+
+type awsSigV4Fields struct {
+	Service string `json:"service"`
+	Region  string `json:"region"`
 }
 
 type oauth2Fields[S any] struct {
@@ -57,6 +63,7 @@ type oauth2Fields[S any] struct {
 	PKCE                *bool             `json:"pkce,omitempty"`
 	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
 	SuccessRedirectURL  string            `json:"success_redirect_url,omitempty"`
+	ServiceAccountKey   S                 `json:"service_account_key,omitempty"`
 }
 
 type oauth1Fields[S any] struct {
@@ -96,6 +103,10 @@ type webhookFields[S any] struct {
 	ForwardURL string   `json:"forward_url,omitempty"`
 	Scheme     string   `json:"scheme,omitempty"`
 	ToleranceS *int     `json:"tolerance_s,omitempty"`
+	// VerifyToken and ForwardSecret are sealed like Secret; PublicKey is not secret.
+	VerifyToken   S      `json:"verify_token,omitempty"`
+	ForwardSecret S      `json:"forward_secret,omitempty"`
+	PublicKey     string `json:"public_key,omitempty"`
 }
 
 type retryFields struct {
@@ -176,7 +187,11 @@ func apiView[S any](a *store.ExternalAPI, secret func(store.Sealed) S) apiFields
 			AuthorizationURL: o.AuthorizationURL, TokenURL: o.TokenURL, Scopes: o.Scopes, RedirectURI: o.RedirectURI,
 			GrantType: o.GrantType, TokenAuthMethod: o.TokenAuthMethod, PKCE: o.PKCE,
 			AuthorizationParams: o.AuthorizationParams, SuccessRedirectURL: o.SuccessRedirectURL,
+			ServiceAccountKey: secret(o.ServiceAccountKey),
 		}
+	}
+	if v := c.AWSSigV4; v != nil {
+		cfg.AWSSigV4 = &awsSigV4Fields{Service: v.Service, Region: v.Region}
 	}
 	if o := c.OAuth1; o != nil {
 		cfg.OAuth1 = &oauth1Fields[S]{
@@ -198,7 +213,8 @@ func apiView[S any](a *store.ExternalAPI, secret func(store.Sealed) S) apiFields
 	}
 	if h := c.Webhook; h != nil {
 		cfg.Webhook = &webhookFields[S]{URL: h.URL, Secret: secret(h.Secret), Events: h.Events,
-			ForwardURL: h.ForwardURL, Scheme: h.Scheme, ToleranceS: optInt(h.ToleranceS)}
+			ForwardURL: h.ForwardURL, Scheme: h.Scheme, ToleranceS: optInt(h.ToleranceS),
+			VerifyToken: secret(h.VerifyToken), ForwardSecret: secret(h.ForwardSecret), PublicKey: h.PublicKey}
 	}
 	if rc := c.RetryConfig; rc != nil {
 		cfg.RetryConfig = &retryFields{MaxRetries: &rc.MaxRetries, BackoffMS: &rc.BackoffMS}
@@ -250,13 +266,16 @@ func applyAPI(a *store.ExternalAPI, in *apiInput) {
 	}
 	if h := c.Webhook; h != nil {
 		out.Webhook = &store.Webhook{URL: h.URL, Events: h.Events, ForwardURL: h.ForwardURL, Scheme: h.Scheme,
-			ToleranceS: intOf(h.ToleranceS)}
+			ToleranceS: intOf(h.ToleranceS), PublicKey: h.PublicKey}
 	}
 	if rc := c.RetryConfig; rc != nil {
 		out.RetryConfig = &store.RetryConfig{MaxRetries: intOf(rc.MaxRetries), BackoffMS: intOf(rc.BackoffMS)}
 	}
 	if t := c.TLS; t != nil {
 		out.TLS = &store.TLSConfig{CABundle: t.CABundle, ClientCert: t.ClientCert}
+	}
+	if v := c.AWSSigV4; v != nil {
+		out.AWSSigV4 = &store.AWSSigV4Config{Service: v.Service, Region: v.Region}
 	}
 }
 

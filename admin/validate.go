@@ -37,10 +37,10 @@ var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // Enumerations of api_config. The first of each is the default the proxy applies to "".
 var (
-	authTypes        = []string{store.AuthOAuth2, store.AuthOAuth1, store.AuthAPIKey, store.AuthBasic, store.AuthBearer}
+	authTypes        = []string{store.AuthOAuth2, store.AuthOAuth1, store.AuthAPIKey, store.AuthBasic, store.AuthBearer, store.AuthAWSSigV4}
 	apiStatuses      = []string{store.APIActive, store.APIInactive, store.APIDeprecated}
 	connStatuses     = []string{store.ConnActive, store.ConnExpired, store.ConnRevoked, store.ConnError}
-	grantTypes       = []string{"authorization_code", "client_credentials"}
+	grantTypes       = []string{"authorization_code", "client_credentials", grantJWTBearer}
 	tokenAuthMethods = []string{"client_secret_basic", "client_secret_post"}
 	signatureMethods = []string{"HMAC-SHA1", "HMAC-SHA256", "PLAINTEXT"}
 	rateScopes       = []string{"connection", "api"}
@@ -97,7 +97,7 @@ func validateAPI(in *apiInput, set secretSet, p *problems) {
 		return
 	}
 	u := urlRule{sandbox: in.IsSandbox}
-	u.check(p, "api_config.base_url", c.BaseURL, true)
+	baseURLTemplate(p, c, u)
 	text(p, "api_config.api_version", c.APIVersion, maxShortLen, false)
 	if c.AuthType == "" {
 		p.add("api_config.auth_type", "required (one of "+strings.Join(authTypes, ", ")+")")
@@ -115,6 +115,7 @@ func validateAPI(in *apiInput, set secretSet, p *problems) {
 		u.check(p, w+".forward_url", h.ForwardURL, false)
 		enum(p, w+".scheme", h.Scheme, webhookSchemes)
 		bounded(p, w+".tolerance_s", h.ToleranceS, 1, maxToleranceS)
+		validatePublicKey(p, w+".public_key", h.PublicKey)
 	}
 	bounded(p, "api_config.timeout_ms", c.TimeoutMS, 1, maxTimeoutMS)
 	if rc := c.RetryConfig; rc != nil {
@@ -132,6 +133,7 @@ func validateAPI(in *apiInput, set secretSet, p *problems) {
 			p.add(path, "is set by the proxy and cannot be configured")
 		}
 		headerValue(p, path, c.Headers[name])
+		headerTemplate(p, path, c, c.Headers[name])
 	}
 	if t := c.TLS; t != nil {
 		const tp = "api_config.tls"
@@ -163,6 +165,9 @@ func validateAuth(c *apiConfigFields[*string], set secretSet, u urlRule, p *prob
 	if c.APIKey != nil && at != store.AuthAPIKey && at != store.AuthBasic && at != store.AuthBearer {
 		p.add("api_config.api_key", "only allowed when auth_type is api_key, basic or bearer (send null to remove it)")
 	}
+	if c.AWSSigV4 != nil && at != store.AuthAWSSigV4 {
+		p.add("api_config.aws_sigv4", "only allowed when auth_type is aws_sigv4 (send null to remove it)")
+	}
 	switch at {
 	case store.AuthOAuth2:
 		const s = "api_config.oauth2"
@@ -171,12 +176,20 @@ func validateAuth(c *apiConfigFields[*string], set secretSet, u urlRule, p *prob
 			p.add(s, "required when auth_type is oauth2")
 			return
 		}
-		need(p, set, s+".client_id", "oauth2")
-		need(p, set, s+".client_secret", "oauth2")
+		if o.GrantType == grantJWTBearer {
+			// A service account signs its own assertions: no client id or secret, no browser.
+			need(p, set, s+".service_account_key", "oauth2 with grant_type jwt_bearer")
+		} else {
+			need(p, set, s+".client_id", "oauth2")
+			need(p, set, s+".client_secret", "oauth2")
+			if set(s + ".service_account_key") {
+				p.add(s+".service_account_key", "only allowed when grant_type is jwt_bearer")
+			}
+		}
 		enum(p, s+".grant_type", o.GrantType, grantTypes)
 		enum(p, s+".token_auth_method", o.TokenAuthMethod, tokenAuthMethods)
 		u.check(p, s+".token_url", o.TokenURL, true)
-		u.check(p, s+".authorization_url", o.AuthorizationURL, o.GrantType != "client_credentials")
+		u.check(p, s+".authorization_url", o.AuthorizationURL, o.GrantType != "client_credentials" && o.GrantType != grantJWTBearer)
 		u.check(p, s+".redirect_uri", o.RedirectURI, false)
 		u.check(p, s+".success_redirect_url", o.SuccessRedirectURL, false)
 		list(p, s+".scopes", o.Scopes, true)
@@ -219,6 +232,8 @@ func validateAuth(c *apiConfigFields[*string], set secretSet, u urlRule, p *prob
 		}
 		text(p, s+".query_param", k.QueryParam, maxShortLen, false)
 		headerValue(p, s+".key_prefix", k.KeyPrefix)
+	case store.AuthAWSSigV4:
+		validateSigV4(c.AWSSigV4, p)
 	}
 }
 
@@ -294,6 +309,10 @@ func validateConn(in *connInput, api *store.ExternalAPI, set secretSet, p *probl
 		if !apiKey && !set("credentials.access_token") && !set("credentials.api_key") {
 			p.add("credentials.access_token", "required (or credentials.api_key): the API has no API-level key")
 		}
+	case store.AuthAWSSigV4:
+		if !set("credentials.username") || !set("credentials.password") {
+			p.add("credentials.username", "required with credentials.password: the AWS access key id and secret access key (credentials.access_token: an optional session token)")
+		}
 	}
 }
 
@@ -307,6 +326,10 @@ func checkSecretValue(p *problems, path string, v []byte, basic bool) {
 	case path == "api_config.tls.client_key":
 		if b, _ := pem.Decode(v); b == nil || !strings.Contains(b.Type, "PRIVATE KEY") {
 			p.add(path, "must be a PEM private key")
+		}
+	case path == "api_config.oauth2.service_account_key":
+		if err := checkServiceAccountKey(v); err != "" {
+			p.add(path, err)
 		}
 	case basic && path == "api_config.api_key.key" && !strings.Contains(string(v), ":"):
 		p.add(path, "must be user:password when auth_type is basic")
