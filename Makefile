@@ -38,5 +38,9 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	  done; done
 
+# Go benchmarks (allocations and per-stage cost), then the loopback load run that rewrites the
+# generated section of docs/BENCHMARKS.md (wrk and nginx are used when installed).
+LOADBENCH_DURATION ?= 10s
 bench:
-	$(GO) test -run=XXX -bench=. -benchmem $(PKGS)
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS) | tee bench.out
+	LOADBENCH_DURATION=$(LOADBENCH_DURATION) $(GO) test -tags loadbench -run TestLoadBench -v -count=1 -timeout 30m ./cmd/extapi/

@@ -14,8 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
 	"github.com/extapi/extapi/admin"
 	"github.com/extapi/extapi/config"
+	"github.com/extapi/extapi/oauth"
+	"github.com/extapi/extapi/proxy"
 	"github.com/extapi/extapi/store"
 	"github.com/extapi/extapi/vault"
 )
@@ -30,6 +35,17 @@ type app struct {
 
 	adminLn  net.Listener
 	adminSrv *http.Server
+
+	proxy    *proxy.Handler
+	proxyLn  net.Listener
+	proxySrv *fasthttp.Server
+	redis    *redis.Client // nil without EXTAPI_REDIS_URL
+
+	oauth2 oauth2Parts
+
+	metrics metricsParts // /metrics on the admin listener
+
+	webhooks *webhookParts // nil without EXTAPI_WEBHOOK_ADDR
 }
 
 // newApp opens the database, migrates it (unless disabled), builds the keyring and checks the
@@ -115,14 +131,22 @@ func (a *app) openKeyring(ctx context.Context) error {
 // start binds the listeners and serves in the background.
 func (a *app) start() error {
 	ready := map[string]admin.Checker{"database": a.store}
-	h := admin.New(admin.Options{Ready: ready, Log: a.log})
+	if err := a.startMetrics(); err != nil {
+		return err
+	}
+	if err := a.startOAuth2(); err != nil {
+		return err
+	}
+	h := admin.New(admin.Options{Ready: ready, Log: a.log, Store: a.store, Sealer: a.keyring, AdminToken: a.adminToken,
+		OAuth1: &oauth.OAuth1Connector{Store: a.store, Sealer: a.keyring},
+		OAuth2: a.oauth2.connector, Refresher: a.oauth2.refresher})
 	ln, err := net.Listen("tcp", a.cfg.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("admin listener on %s: %w", a.cfg.AdminAddr, err)
 	}
 	a.adminLn = ln
 	a.adminSrv = &http.Server{
-		Handler:           h,
+		Handler:           a.withMetrics(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -135,12 +159,23 @@ func (a *app) start() error {
 		}
 	}()
 	a.log.Info("admin listener up", "addr", ln.Addr().String())
-	return nil
+	if err := a.startWebhooks(); err != nil {
+		return err
+	}
+	return a.startProxy()
 }
 
 // shutdown stops accepting, lets in-flight requests finish until ctx is done, and closes the store.
 func (a *app) shutdown(ctx context.Context) error {
 	var errs []error
+	if err := a.stopProxy(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.stopWebhooks(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	a.stopOAuth2()
+	a.stopMetrics()
 	if a.adminSrv != nil {
 		if err := a.adminSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin listener: %w", err))

@@ -23,8 +23,25 @@ var forbidden = map[string]map[string]string{
 		"oauth": "store is below oauth",
 	},
 	"oauth": {"proxy": "oauth knows nothing of the data plane", "admin": "oauth knows nothing of the management API"},
-	"proxy": {"admin": "the data plane does not depend on the management API"},
+	"proxy": {
+		"admin":   "the data plane does not depend on the management API",
+		"webhook": "outbound and inbound traffic are separate listeners",
+	},
 	"admin": {"proxy": "the management API does not depend on the data plane"},
+	"ratelimit": {
+		"proxy": "the limiter knows nothing of HTTP", "admin": "the limiter knows nothing of HTTP",
+		"oauth": "the limiter is below oauth", "vault": "the limiter holds no secrets",
+	},
+	"webhook": {
+		"proxy": "inbound webhooks do not depend on the outbound data plane",
+		"admin": "the webhook listener does not depend on the management API",
+		"oauth": "verifying provider events needs no OAuth",
+	},
+	"providers": {
+		"proxy": "the template catalogue is data; it knows nothing of HTTP listeners",
+		"admin": "the template catalogue is data; admin reads it, not the reverse",
+		"vault": "templates hold no secrets",
+	},
 }
 
 type pkg struct {

@@ -37,6 +37,10 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"keys generate", "print a new random encryption key", runKeysGenerate},
 		{"keys rewrap", "re-encrypt every stored secret with the active key", runKeysRewrap},
+		{"tokens create", "create a management API token (printed once)", runTokensCreate},
+		{"tokens list", "list management API tokens", runTokensList},
+		{"tokens revoke", "revoke a management API token", runTokensRevoke},
+		{"import env", "create API configs from provider environment variables (STRIPE_SECRET_KEY, …)", runImportEnv},
 		{"health", "check a running extapi's /healthz (for container health checks)", runHealth},
 		{"version", "print the version", runVersion},
 	}
@@ -60,12 +64,23 @@ func run(args []string, e env) int {
 			return c.run(e, args[len(words):])
 		}
 	}
-	if args[0] == "keys" {
-		fmt.Fprintln(e.stderr, "extapi keys: want a subcommand: generate or rewrap (see extapi --help)")
+	if sub := subcommands(args[0]); sub != "" {
+		fmt.Fprintf(e.stderr, "extapi %s: want a subcommand: %s (see extapi --help)\n", args[0], sub)
 		return exitUsage
 	}
 	fmt.Fprintf(e.stderr, "extapi: unknown command %q (see extapi --help)\n", args[0])
 	return exitUsage
+}
+
+// subcommands lists the second words of the commands whose first word is group ("" if none).
+func subcommands(group string) string {
+	var subs []string
+	for _, c := range commands() {
+		if first, second, ok := strings.Cut(c.name, " "); ok && first == group {
+			subs = append(subs, second)
+		}
+	}
+	return strings.Join(subs, ", ")
 }
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }
