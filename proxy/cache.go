@@ -66,15 +66,58 @@ type routeCache struct {
 	mu    sync.RWMutex
 	conns map[string]*connEntry
 	apis  map[string]*apiEntry
+	// missing remembers connection ids the store does not have, until the time given, so a
+	// caller repeating an unknown id (or a flood of made-up ones) does not reach the database
+	// on every request. It is bounded: when full of live entries, misses are not remembered.
+	missing map[string]time.Time
 	// gen counts invalidations: a load that started before one does not store its result,
 	// which may already be stale.
 	gen   uint64
 	group singleflight.Group
 }
 
+// Negative caching of unknown connection ids.
+const (
+	missingTTL = 5 * time.Second
+	maxMissing = 10000
+)
+
+// errConnectionNotFound is answered for an id the store does not have.
+var errConnectionNotFound = errorf(CodeConnectionNotFound, "no such connection", nil)
+
 func (c *routeCache) init() {
 	c.conns = map[string]*connEntry{}
 	c.apis = map[string]*apiEntry{}
+	c.missing = map[string]time.Time{}
+}
+
+// isMissing reports a remembered unknown id.
+func (c *routeCache) isMissing(id []byte, now time.Time) bool {
+	c.mu.RLock()
+	until, ok := c.missing[string(id)]
+	c.mu.RUnlock()
+	return ok && now.Before(until)
+}
+
+// putMissing remembers an unknown id, unless an invalidation happened since gen (the id may
+// have been created meanwhile) or the set is full of live entries.
+func (c *routeCache) putMissing(id string, gen uint64, until, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if len(c.missing) >= maxMissing {
+		for k, t := range c.missing {
+			if !now.Before(t) {
+				delete(c.missing, k)
+			}
+		}
+		if len(c.missing) >= maxMissing {
+			return
+		}
+	}
+	c.missing[id] = until
 }
 
 func (c *routeCache) conn(id []byte, now time.Time) *connEntry {
@@ -127,6 +170,7 @@ func (c *routeCache) invalidate(ch store.Change) {
 	switch ch.Kind {
 	case store.ChangeConnection:
 		delete(c.conns, ch.ID)
+		delete(c.missing, ch.ID) // created: no longer unknown
 	case store.ChangeAPI:
 		delete(c.apis, ch.ID)
 		for id, e := range c.conns {
@@ -137,6 +181,7 @@ func (c *routeCache) invalidate(ch store.Change) {
 	default: // ChangeAll, and any kind this version does not know
 		clear(c.conns)
 		clear(c.apis)
+		clear(c.missing)
 	}
 }
 
@@ -146,6 +191,10 @@ func (h *Handler) route(id []byte) (*connEntry, error) {
 	if e := h.cache.conn(id, now); e != nil {
 		h.metrics.Cache(metrics.CacheHit)
 		return e, nil
+	}
+	if h.cache.isMissing(id, now) {
+		h.metrics.Cache(metrics.CacheHit)
+		return nil, errConnectionNotFound
 	}
 	h.metrics.Cache(metrics.CacheMiss)
 	key := string(id)
@@ -163,7 +212,9 @@ func (h *Handler) loadRoute(id string) (*connEntry, error) {
 	defer cancel()
 	conn, err := h.opts.Store.GetConnection(ctx, id, store.Tenant{})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(CodeConnectionNotFound, "no such connection", nil)
+		now := h.now()
+		h.cache.putMissing(id, gen, earlier(now.Add(missingTTL), now.Add(h.opts.CacheTTL)), now)
+		return nil, errConnectionNotFound
 	}
 	if err != nil {
 		return nil, errorf(CodeStoreUnavailable, "the configuration store is unavailable", err)
