@@ -28,8 +28,13 @@
 //
 // # Redis
 //
-// One Take is one Redis round trip whatever the number of windows: a Lua script (takeSource)
-// reads and updates every window's TAT and the hold-off key in one EVALSHA. All keys of a Key
+// One Take is at most one Redis round trip whatever the number of windows: a Lua script
+// (takeSource) reads and updates every window's TAT and the hold-off key in one EVALSHA.
+// Concurrent Takes are coalesced (batcher): while a round trip is in flight, the Takes that
+// arrive queue and all go in the next one; those of the same Key share one script call, which
+// decides them one after the other exactly as separate calls would, reading the keys once and
+// writing each window once; those of other Keys are pipelined with it. Each caller gets its
+// own Decision and waits no longer than Options.Timeout. All keys of a Key
 // share one Redis Cluster hash tag — "extapi:rl:{<api>:<connection>}:<window>", or
 // "extapi:rl:{<api>}:<window>" under scope "api" — so the script runs on Cluster too. redis_rate's own Limiter is not called: its AllowN runs one script per
 // limit and cannot reserve a future slot; the script here is its GCRA (same rate, burst and

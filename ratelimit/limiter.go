@@ -70,6 +70,7 @@ type Decision struct {
 // Limiter takes requests against Policies. It is safe for concurrent use.
 type Limiter struct {
 	rdb        redis.UniversalClient // nil: in-process only
+	batch      *batcher              // Takes through rdb
 	local      *local
 	timeout    time.Duration
 	probe      int64 // ns
@@ -96,6 +97,9 @@ type Limiter struct {
 func NewRedis(c redis.UniversalClient, opts Options) *Limiter {
 	l := newLimiter(opts)
 	l.rdb = c
+	if c != nil {
+		l.batch = &batcher{c: c, slack: l.slack}
+	}
 	if on, known := contextTimeouts(c); known && !on {
 		l.log.Warn("ratelimit: the Redis client ignores context deadlines (ContextTimeoutEnabled is off); " +
 			"Redis calls are bounded by its socket timeouts, not Options.Timeout")
@@ -207,7 +211,7 @@ func (l *Limiter) decide(ctx context.Context, p *Policy, k *Key, budget int64) (
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
 		var r result
-		r, err = redisTake(rctx, l.rdb, p, k, now, budget, l.slack)
+		r, err = l.batch.take(rctx, p, k, now, budget)
 		cancel()
 		if err == nil {
 			l.recovered()
