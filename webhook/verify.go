@@ -321,8 +321,11 @@ func verifyStripe(r *Request, k *Keys, now time.Time, tol time.Duration) (Event,
 // ---- X-Hub-Signature-256 (meta, github, hmac-sha256) ----
 
 // ParseHubSignature parses "sha256=<hex>" (X-Hub-Signature-256).
-func ParseHubSignature(h string) ([]byte, error) {
-	v, ok := strings.CutPrefix(strings.TrimSpace(h), "sha256=")
+func ParseHubSignature(h string) ([]byte, error) { return parsePrefixedSHA256(h, "sha256=") }
+
+// parsePrefixedSHA256 parses "<prefix><hex of a SHA-256 MAC>".
+func parsePrefixedSHA256(h, prefix string) ([]byte, error) {
+	v, ok := strings.CutPrefix(strings.TrimSpace(h), prefix)
 	if !ok {
 		return nil, ErrMalformed
 	}
@@ -462,17 +465,7 @@ func verifyShopify(r *Request, k *Keys, _ time.Time, _ time.Duration) (Event, er
 // ---- slack ----
 
 // ParseSlackSignature parses "v0=<hex>" (X-Slack-Signature).
-func ParseSlackSignature(h string) ([]byte, error) {
-	v, ok := strings.CutPrefix(strings.TrimSpace(h), "v0=")
-	if !ok {
-		return nil, ErrMalformed
-	}
-	b, err := hex.DecodeString(v)
-	if err != nil || len(b) != sha256.Size {
-		return nil, ErrMalformed
-	}
-	return b, nil
-}
+func ParseSlackSignature(h string) ([]byte, error) { return parsePrefixedSHA256(h, "v0=") }
 
 // verifySlack: HMAC-SHA256 of "v0:timestamp:body", hex, in X-Slack-Signature, the timestamp in
 // X-Slack-Request-Timestamp. A JSON url_verification is answered with its challenge.
