@@ -54,23 +54,8 @@ func ParseMethod(s string) Method {
 // ParseMethodBytes is ParseMethod for fasthttp's RequestCtx.Method(); it does not allocate and
 // keeps no reference to b.
 func ParseMethodBytes(b []byte) Method {
-	switch string(b) { // the compiler does not allocate for a switch on string(b)
-	case "GET":
-		return MethodGet
-	case "POST":
-		return MethodPost
-	case "PUT":
-		return MethodPut
-	case "PATCH":
-		return MethodPatch
-	case "DELETE":
-		return MethodDelete
-	case "HEAD":
-		return MethodHead
-	case "OPTIONS":
-		return MethodOptions
-	}
-	return MethodOther
+	// ParseMethod is inlined here, and a switch on string(b) does not allocate.
+	return ParseMethod(string(b))
 }
 
 // Status codes are labelled with their three digits; anything outside 100..599 (a status that
