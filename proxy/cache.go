@@ -198,7 +198,14 @@ func (h *Handler) route(id []byte) (*connEntry, error) {
 	}
 	h.metrics.Cache(metrics.CacheMiss)
 	key := string(id)
-	v, err, _ := h.cache.group.Do("c"+key, func() (any, error) { return h.loadRoute(key) })
+	v, err, _ := h.cache.group.Do("c"+key, func() (any, error) {
+		// A load that finished between the lookup above and Do has stored the route: use it
+		// rather than reading the store again.
+		if e := h.cache.conn(id, h.now()); e != nil {
+			return e, nil
+		}
+		return h.loadRoute(key)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +241,9 @@ func (h *Handler) apiEntry(id string) (*apiEntry, error) {
 		return e, nil
 	}
 	v, err, _ := h.cache.group.Do("a"+id, func() (any, error) {
+		if e := h.cache.api(id, h.now()); e != nil { // stored by a load that just finished
+			return e, nil
+		}
 		gen := h.cache.generation()
 		ctx, cancel := context.WithTimeout(h.ctx, h.opts.StoreTimeout)
 		defer cancel()
