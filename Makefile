@@ -9,8 +9,10 @@ test: fmt-check vet build-static race fuzz-short
 build-static:
 	CGO_ENABLED=0 $(GO) build ./...
 
+# A count, not a duration: with a duration, Go 1.26's fuzz coordinator can fail a clean run
+# with "context deadline exceeded" at the deadline (golang/go#75804, fixed in Go 1.27).
 fuzz-short:
-	$(MAKE) fuzz FUZZTIME=3s
+	$(MAKE) fuzz FUZZTIME=10000x
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
