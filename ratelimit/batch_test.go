@@ -56,3 +56,24 @@ func TestBatchedTakes(t *testing.T) {
 		t.Logf("%d Takes in %d round trips", callers*each, n)
 	}
 }
+
+// TestDecidedBeforeRelease: a queued Take decided just before its runner released the
+// queue's context gets its decision, not a timeout, however the two signals are picked up.
+func TestDecidedBeforeRelease(t *testing.T) {
+	for range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		q := pendingPool.Get().(*pending)
+		q.r = result{allowed: true, remaining: 7}
+		q.done <- struct{}{} // the runner signals, then releases the queue's context
+		cancel()
+		if r, err := q.wait(ctx); err != nil || r != (result{allowed: true, remaining: 7}) {
+			t.Fatalf("wait() = %+v, %v; want the decision", r, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q := pendingPool.Get().(*pending)
+	if _, err := q.wait(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("wait() on an undecided Take whose context is done = %v; want context.DeadlineExceeded", err)
+	}
+}

@@ -209,10 +209,8 @@ func (l *Limiter) decide(ctx context.Context, p *Policy, k *Key, budget int64) (
 		if l.callerNow {
 			now = l.now().UnixMicro()
 		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
 		var r result
-		r, err = l.batch.take(rctx, p, k, now, budget)
-		cancel()
+		r, err = l.batch.take(time.Now().Add(l.timeout), p, k, now, budget)
 		if err == nil {
 			l.recovered()
 			return r, false, nil

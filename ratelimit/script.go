@@ -136,36 +136,36 @@ type take struct{ now, budget int64 }
 
 // takeCmd builds the EVALSHA command of takes of k (in that order) from the Key's prebuilt
 // command, so that no key is formatted per request.
-func takeCmd(ctx context.Context, k *Key, slack int64, takes ...take) *redis.Cmd {
+func takeCmd(ctx context.Context, k *Key, slack int64, takes ...take) *redis.IntSliceCmd {
 	args := make([]any, len(k.cmd), len(k.cmd)+2*len(takes))
 	copy(args, k.cmd)
 	args[takeArgs(k)] = slack
 	for _, t := range takes {
 		args = append(args, t.now, t.budget)
 	}
-	cmd := redis.NewCmd(ctx, args...)
+	cmd := redis.NewIntSliceCmd(ctx, args...) // the reply is integers: read without boxing them
 	cmd.SetFirstKeyPos(3)
 	return cmd
 }
 
 // isNoScript reports whether cmd failed because Redis lost the script.
-func isNoScript(cmd *redis.Cmd) bool {
+func isNoScript(cmd redis.Cmder) bool {
 	err := cmd.Err()
 	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
 }
 
 // evalOf is cmd (an EVALSHA of takeScript) as EVAL, for a Redis that lost the script, as
 // Script.Run does.
-func evalOf(ctx context.Context, cmd *redis.Cmd) *redis.Cmd {
+func evalOf(ctx context.Context, cmd *redis.IntSliceCmd) *redis.IntSliceCmd {
 	args := cmd.Args()
 	args[0], args[1] = "eval", takeSource
-	e := redis.NewCmd(ctx, args...)
+	e := redis.NewIntSliceCmd(ctx, args...)
 	e.SetFirstKeyPos(3)
 	return e
 }
 
 // processTake sends cmd, then as EVAL if Redis lost the script, and returns the one that ran.
-func processTake(ctx context.Context, c redis.UniversalClient, cmd *redis.Cmd) *redis.Cmd {
+func processTake(ctx context.Context, c redis.UniversalClient, cmd *redis.IntSliceCmd) *redis.IntSliceCmd {
 	c.Process(ctx, cmd)
 	if isNoScript(cmd) {
 		cmd = evalOf(ctx, cmd)
@@ -182,22 +182,18 @@ func redisTake(ctx context.Context, c redis.UniversalClient, p *Policy, k *Key, 
 }
 
 // takeResults decodes takeScript's reply into out, one result per Take.
-func takeResults(p *Policy, cmd *redis.Cmd, out []result) error {
-	reply, err := cmd.Slice()
+func takeResults(p *Policy, cmd *redis.IntSliceCmd, out []result) error {
+	reply, err := cmd.Result()
 	if err != nil {
 		return err
 	}
 	if len(reply) != 5*len(out) {
-		return fmt.Errorf("%w: %v", errReply, reply)
+		return fmt.Errorf("%w: %d values for %d Takes", errReply, len(reply), len(out))
 	}
 	for j := range out {
-		var v [5]int64
-		ok := true
-		for i := 0; ok && i < len(v); i++ {
-			v[i], ok = reply[5*j+i].(int64)
-		}
-		if !ok || v[2] < 1 || int(v[2]) > len(p.windows) {
-			return fmt.Errorf("%w: %v", errReply, reply)
+		v := reply[5*j : 5*j+5]
+		if v[2] < 1 || int(v[2]) > len(p.windows) {
+			return fmt.Errorf("%w: window %d of %d", errReply, v[2], len(p.windows))
 		}
 		out[j] = result{allowed: v[0] == 1, wait: v[1], tightest: int(v[2]) - 1, remaining: v[3], reset: v[4]}
 	}
