@@ -32,6 +32,9 @@ const DefaultTokenCacheTTL = 5 * time.Second
 type Options struct {
 	// Ready lists the dependencies /readyz checks, by name.
 	Ready map[string]Checker
+	// Draining, when set and true, makes /readyz answer 503 "draining" without checking
+	// anything: the process is shutting down and load balancers should stop sending to it.
+	Draining func() bool
 	// Log receives one line per request (method, route, status, actor; never a body). Nil: discarded.
 	Log *slog.Logger
 	// Store holds the APIs, connections, audit trail and tokens. Required for the /admin routes;
@@ -206,6 +209,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *principal) e
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	if s.opts.Draining != nil && s.opts.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,4 +421,18 @@ func TestReadyzUnavailable(t *testing.T) {
 	if r.str("checks.redis") != "unreachable" || r.str("checks.database") != "ok" {
 		t.Errorf("readyz = %s; want redis unreachable, database ok", r.raw)
 	}
+}
+
+func TestReadyzDraining(t *testing.T) {
+	t.Parallel()
+	st := storetest.Open(t, storetest.SQLiteURL(t))
+	var draining atomic.Bool
+	e := newEnv(t, st, func(o *admin.Options) { o.Draining = draining.Load })
+	e.do("GET", "/readyz", "", nil).want(t, http.StatusOK)
+	draining.Store(true)
+	r := e.do("GET", "/readyz", "", nil).want(t, http.StatusServiceUnavailable)
+	if r.str("status") != "draining" {
+		t.Errorf("readyz while draining = %s; want status draining", r.raw)
+	}
+	e.do("GET", "/healthz", "", nil).want(t, http.StatusOK) // still alive: not a reason to restart
 }

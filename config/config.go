@@ -36,6 +36,7 @@ const (
 // Bounds checked by Validate.
 const (
 	MaxShutdownTimeout = 10 * time.Minute
+	MaxShutdownDelay   = 5 * time.Minute
 	MinCacheTTL        = time.Second
 	MaxCacheTTL        = time.Hour
 	MinRedisTimeout    = time.Millisecond
@@ -97,6 +98,10 @@ type Config struct {
 	// ShutdownTimeout (EXTAPI_SHUTDOWN_TIMEOUT): how long a graceful shutdown may take; > 0 and
 	// <= 10m. DefaultShutdownTimeout (25s) is used if zero.
 	ShutdownTimeout time.Duration
+	// ShutdownDelay (EXTAPI_SHUTDOWN_DELAY): after SIGTERM, how long extapi keeps serving
+	// while /readyz answers 503 "draining", so that load balancers stop sending before it
+	// stops accepting; 0..5m, default 0. A second signal ends it early.
+	ShutdownDelay time.Duration
 	// CacheTTL (EXTAPI_CACHE_TTL): safety-net TTL of the route cache; 1s..1h. DefaultCacheTTL
 	// (30s) is used if zero.
 	CacheTTL time.Duration
@@ -231,6 +236,7 @@ func (c *Config) validate(keysFailed bool) []error {
 		}
 	}
 	checkRange(envShutdownTimeout, d.ShutdownTimeout, 1, MaxShutdownTimeout, "> 0 and <= 10m")
+	checkRange(envShutdownDelay, d.ShutdownDelay, 0, MaxShutdownDelay, "0..5m")
 	checkRange(envCacheTTL, d.CacheTTL, MinCacheTTL, MaxCacheTTL, "1s..1h")
 	checkRange(envRedisTimeout, d.RedisTimeout, MinRedisTimeout, MaxRedisTimeout, "1ms..5s")
 

@@ -162,6 +162,18 @@ func TestLoadEachVariable(t *testing.T) {
 					t.Errorf("got %q", c.DevDir)
 				}
 			}},
+		{"shutdown delay", map[string]string{envShutdownDelay: "0s"},
+			func(t *testing.T, c *Config) {
+				if c.ShutdownDelay != 0 {
+					t.Errorf("got %v", c.ShutdownDelay)
+				}
+			}},
+		{"shutdown delay set", map[string]string{envShutdownDelay: "5s"},
+			func(t *testing.T, c *Config) {
+				if c.ShutdownDelay != 5*time.Second {
+					t.Errorf("got %v", c.ShutdownDelay)
+				}
+			}},
 		{"durations", map[string]string{envShutdownTimeout: "10m", envCacheTTL: "1s", envRedisTimeout: "5s"},
 			func(t *testing.T, c *Config) {
 				if c.ShutdownTimeout != 10*time.Minute || c.CacheTTL != time.Second || c.RedisTimeout != 5*time.Second {
@@ -242,6 +254,8 @@ func TestLoadErrors(t *testing.T) {
 		{"duration syntax", map[string]string{envShutdownTimeout: "30"}, []string{`EXTAPI_SHUTDOWN_TIMEOUT: invalid duration "30"`}},
 		{"duration zero", map[string]string{envCacheTTL: "0s"}, []string{envCacheTTL, "must be positive"}},
 		{"duration negative", map[string]string{envRedisTimeout: "-1ms"}, []string{envRedisTimeout, "must be positive"}},
+		{"shutdown delay negative", map[string]string{envShutdownDelay: "-1s"}, []string{envShutdownDelay, "must not be negative"}},
+		{"shutdown delay too long", map[string]string{envShutdownDelay: "6m"}, []string{envShutdownDelay, "out of range (want 0..5m)"}},
 		{"shutdown too long", map[string]string{envShutdownTimeout: "11m"}, []string{envShutdownTimeout, "out of range (want > 0 and <= 10m)"}},
 		{"cache ttl too short", map[string]string{envCacheTTL: "500ms"}, []string{envCacheTTL, "out of range (want 1s..1h)"}},
 		{"redis timeout too long", map[string]string{envRedisTimeout: "6s"}, []string{envRedisTimeout, "out of range (want 1ms..5s)"}},

@@ -29,6 +29,7 @@ const (
 	envAutoMigrate         = "EXTAPI_AUTO_MIGRATE"
 	envDevDir              = "EXTAPI_DEV_DIR"
 	envShutdownTimeout     = "EXTAPI_SHUTDOWN_TIMEOUT"
+	envShutdownDelay       = "EXTAPI_SHUTDOWN_DELAY"
 	envCacheTTL            = "EXTAPI_CACHE_TTL"
 	envRedisTimeout        = "EXTAPI_REDIS_TIMEOUT"
 	envAccessLog           = "EXTAPI_ACCESS_LOG"
@@ -61,6 +62,21 @@ func dur(p func(*Config) *time.Duration) func(*Config, string) error {
 		}
 		if d <= 0 {
 			return fmt.Errorf("must be positive, got %q (unset it for the default)", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+// durOrZero is dur that also takes 0 (off).
+func durOrZero(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q (want a Go duration such as 5s or 0 for none)", v)
+		}
+		if d < 0 {
+			return fmt.Errorf("must not be negative, got %q", v)
 		}
 		*p(c) = d
 		return nil
@@ -115,6 +131,8 @@ var specs = []spec{
 		str(func(c *Config) *string { return &c.DevDir })},
 	{Var{envShutdownTimeout, DefaultShutdownTimeout.String(), `graceful shutdown limit, > 0 and <= 10m`},
 		dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{Var{envShutdownDelay, "0s", `after SIGTERM, keep serving this long with /readyz 503 "draining", 0..5m`},
+		durOrZero(func(c *Config) *time.Duration { return &c.ShutdownDelay })},
 	{Var{envCacheTTL, DefaultCacheTTL.String(), `safety-net TTL of the route cache, 1s..1h`},
 		dur(func(c *Config) *time.Duration { return &c.CacheTTL })},
 	{Var{envRedisTimeout, DefaultRedisTimeout.String(), `timeout of each Redis call, 1ms..5s`},

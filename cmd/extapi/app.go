@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,9 @@ type app struct {
 	metrics metricsParts // /metrics on the admin listener
 
 	webhooks *webhookParts // nil without EXTAPI_WEBHOOK_ADDR
+
+	// draining is set when the shutdown starts: /readyz answers 503 from then on.
+	draining atomic.Bool
 }
 
 // newApp opens the database, migrates it (unless disabled), builds the keyring and checks the
@@ -137,7 +141,7 @@ func (a *app) start() error {
 	if err := a.startOAuth2(); err != nil {
 		return err
 	}
-	h := admin.New(admin.Options{Ready: ready, Log: a.log, Store: a.store, Sealer: a.keyring, AdminToken: a.adminToken,
+	h := admin.New(admin.Options{Ready: ready, Draining: a.draining.Load, Log: a.log, Store: a.store, Sealer: a.keyring, AdminToken: a.adminToken,
 		OAuth1: &oauth.OAuth1Connector{Store: a.store, Sealer: a.keyring},
 		OAuth2: a.oauth2.connector, Refresher: a.oauth2.refresher})
 	ln, err := net.Listen("tcp", a.cfg.AdminAddr)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/extapi/extapi/config"
 )
@@ -25,13 +27,39 @@ func runServe(e env, args []string) int {
 		return exitConfig
 	}
 	log := newLogger(cfg, e.stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, log, e)
+	// The first SIGTERM or SIGINT starts the shutdown; a second one ends EXTAPI_SHUTDOWN_DELAY
+	// early (the graceful drain that follows still runs).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	hurry, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sigs:
+		case <-finished:
+			return
+		}
+		cancel()
+		select {
+		case <-sigs:
+			close(hurry)
+		case <-finished:
+		}
+	}()
+	return serveWith(ctx, hurry, cfg, log, e)
 }
 
-// serve runs until ctx is done, then shuts down within cfg.ShutdownTimeout.
+// serve runs until ctx is done, then shuts down (see serveWith); nothing ends the delay early.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, e env) int {
+	return serveWith(ctx, nil, cfg, log, e)
+}
+
+// serveWith runs until ctx is done. Then /readyz answers 503 "draining" while the listeners
+// keep serving for cfg.ShutdownDelay (or until hurry closes), and the graceful shutdown follows
+// within cfg.ShutdownTimeout.
+func serveWith(ctx context.Context, hurry <-chan struct{}, cfg *config.Config, log *slog.Logger, e env) int {
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return fail(e, log, err)
@@ -41,6 +69,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, e env) int
 		return fail(e, log, err)
 	}
 	<-ctx.Done()
+	a.draining.Store(true)
+	if d := cfg.ShutdownDelay; d > 0 {
+		log.Info("draining: /readyz answers 503 while the listeners keep serving", "delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
+			log.Info("second signal: ending the drain delay early")
+		}
+	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
