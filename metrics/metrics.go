@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type Metrics struct {
 	apis     map[string]*APIMetrics
 	unknown  *APIMetrics
 	connSeen map[connKey]struct{}
+	// missing are the slugs PruneAPIs last found without a live API.
+	missing map[string]bool
 }
 
 // New creates every series and registers them on reg. A nil reg registers nothing: the
@@ -167,6 +170,36 @@ func (m *Metrics) RemoveAPI(slug string) {
 	for _, v := range m.perAPI {
 		v.DeletePartialMatch(prometheus.Labels{"api": slug})
 	}
+}
+
+// PruneAPIs drops the series of APIs that no longer exist; live lists the slug of every live
+// API (in any tenant or environment). A slug missing from live is dropped only when it was
+// missing from the previous call's list too, so that an API created while live was being read
+// keeps its series. It returns the slugs dropped, sorted.
+func (m *Metrics) PruneAPIs(live []string) []string {
+	keep := make(map[string]bool, len(live))
+	for _, s := range live {
+		keep[boundedLabel(s, UnknownAPI)] = true
+	}
+	m.mu.Lock()
+	var gone []string
+	missing := map[string]bool{}
+	for slug := range m.apis {
+		switch {
+		case slug == UnknownAPI || keep[slug]:
+		case m.missing[slug]:
+			gone = append(gone, slug)
+		default:
+			missing[slug] = true
+		}
+	}
+	m.missing = missing
+	m.mu.Unlock()
+	sort.Strings(gone)
+	for _, slug := range gone {
+		m.RemoveAPI(slug)
+	}
+	return gone
 }
 
 // IncInflight counts a proxied request as started; pair it with DecInflight.

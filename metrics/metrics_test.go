@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -334,6 +335,38 @@ func TestRemoveAPI(t *testing.T) {
 	m.Unknown().ObserveRequest(metrics.MethodGet, 404, time.Millisecond)
 	if n, _ := testutil.GatherAndCount(reg, "extapi_requests_total"); n != 2 {
 		t.Errorf("extapi_requests_total has %d series; want 2 (kept, unknown)", n)
+	}
+}
+
+// TestPruneAPIs: an API's series go once two lists in a row lack its slug; one list
+// lacking it (it may have been created while the list was read) is not enough.
+func TestPruneAPIs(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := metrics.New(reg)
+	for _, slug := range []string{"gone", "kept", "late"} {
+		m.API(slug).ObserveRequest(metrics.MethodGet, 200, time.Millisecond)
+	}
+	m.Unknown().ObserveRequest(metrics.MethodGet, 404, time.Millisecond)
+	series := func() int {
+		t.Helper()
+		n, err := testutil.GatherAndCount(reg, "extapi_requests_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := m.PruneAPIs([]string{"kept"}); len(got) != 0 || series() != 4 {
+		t.Errorf("first PruneAPIs = %v, %d series; want nothing dropped yet, 4 series", got, series())
+	}
+	// "late" is listed now (it was created while the first list was read): it stays.
+	if got := m.PruneAPIs([]string{"kept", "late"}); !reflect.DeepEqual(got, []string{"gone"}) || series() != 3 {
+		t.Errorf("second PruneAPIs = %v, %d series; want [gone] dropped, 3 series (kept, late, unknown)", got, series())
+	}
+	if got := m.PruneAPIs(nil); len(got) != 0 {
+		t.Errorf("PruneAPIs after one more missing list = %v; want nothing (each slug must be missing twice)", got)
+	}
+	if got := m.PruneAPIs(nil); !reflect.DeepEqual(got, []string{"kept", "late"}) || series() != 1 {
+		t.Errorf("PruneAPIs = %v, %d series; want [kept late] dropped, only unknown left", got, series())
 	}
 }
 

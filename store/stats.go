@@ -32,3 +32,15 @@ func (s *Store) CountConnections(ctx context.Context) ([]ConnectionCount, error)
 	}
 	return out, nil
 }
+
+// LiveAPISlugs lists the distinct slugs of the live (not deleted) APIs, across every tenant
+// and environment, sorted. It tells which APIs' metric series may be dropped.
+func (s *Store) LiveAPISlugs(ctx context.Context) ([]string, error) {
+	var slugs []string
+	err := s.ctx(ctx).Raw(`SELECT DISTINCT slug FROM external_apis WHERE deleted_at IS NULL ORDER BY slug`).
+		Scan(&slugs).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	return slugs, nil
+}

@@ -48,3 +48,26 @@ func TestCountConnections(t *testing.T) {
 		}
 	})
 }
+
+func TestLiveAPISlugs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		c := ctx(t)
+		a, sandbox, gone := sampleAPI("a"), sampleAPI("a"), sampleAPI("gone")
+		sandbox.Environment = "staging" // the same slug in another environment: listed once
+		for _, x := range []*store.ExternalAPI{a, sandbox, gone, sampleAPI("b")} {
+			if err := s.CreateAPI(c, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteAPI(c, gone.ID, store.Tenant{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LiveAPISlugs(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"a", "b"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("LiveAPISlugs() = %v; want %v (distinct, deleted APIs left out)", got, want)
+		}
+	})
+}

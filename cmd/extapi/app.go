@@ -44,7 +44,8 @@ type app struct {
 
 	oauth2 oauth2Parts
 
-	metrics metricsParts // /metrics on the admin listener
+	metrics       metricsParts  // /metrics on the admin listener
+	statsInterval time.Duration // of extapi_connections and dropping deleted APIs' series; 0: connectionsInterval
 
 	webhooks *webhookParts // nil without EXTAPI_WEBHOOK_ADDR
 

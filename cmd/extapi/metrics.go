@@ -11,7 +11,8 @@ import (
 	"github.com/extapi/extapi/oauth"
 )
 
-// connectionsInterval is how often extapi_connections is read from the store.
+// connectionsInterval is how often extapi_connections is read from the store, and the series
+// of deleted APIs dropped (app.statsInterval, which tests shorten).
 const connectionsInterval = 30 * time.Second
 
 // metricsParts are the process's Prometheus registry, extapi's series on it, and the loop that
@@ -35,10 +36,15 @@ func (a *app) startMetrics() error {
 	p.stop = stop
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(connectionsInterval)
+		every := a.statsInterval
+		if every <= 0 {
+			every = connectionsInterval
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			a.countConnections(ctx, p.m)
+			a.pruneAPIs(ctx, p.m)
 			select {
 			case <-ctx.Done():
 				return
@@ -65,6 +71,23 @@ func (a *app) countConnections(ctx context.Context, m *metrics.Metrics) {
 		out[i] = metrics.ConnectionCount{API: c.APISlug, Status: c.Status, Count: c.Count}
 	}
 	m.SetConnections(out)
+}
+
+// pruneAPIs drops the series of APIs deleted since (metrics.PruneAPIs: after two passes that
+// find no live API with the slug).
+func (a *app) pruneAPIs(ctx context.Context, m *metrics.Metrics) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	live, err := a.store.LiveAPISlugs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("listing APIs to drop the metrics of deleted ones failed; will retry", "err", err)
+		}
+		return
+	}
+	if gone := m.PruneAPIs(live); len(gone) > 0 {
+		a.log.Info("dropped the metric series of deleted APIs", "apis", gone)
+	}
 }
 
 // stopMetrics stops the connection count.
