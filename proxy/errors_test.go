@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -72,12 +71,7 @@ func TestExtapiErrors(t *testing.T) {
 		moved := e.conn(good, func(c *store.Connection) { // a blob sealed for another row
 			c.Credentials.AccessToken = e.sealConn(goodConn, "credentials.access_token", "t")
 		})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		closed := "http://" + ln.Addr().String()
-		ln.Close()
+		closed := "http://" + closedAddr(t)
 		unreachable := e.api("unreachable", store.APIConfig{BaseURL: closed, AuthType: store.AuthBearer}, nil)
 		slow := e.api("slow", store.APIConfig{BaseURL: up.url + "/v1", AuthType: store.AuthBearer, TimeoutMS: 100}, nil)
 		badBase := e.api("badbase", store.APIConfig{BaseURL: "ftp://x", AuthType: store.AuthBearer}, nil)

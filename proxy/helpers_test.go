@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,6 +282,80 @@ func do(t testing.TB, method, url string, body io.Reader, header map[string]stri
 		t.Fatal(err)
 	}
 	return rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// heldPort is a loopback TCP port that the test holds bound but not listening: connecting to
+// it is refused, and since it stays bound, no other socket can be given it (neither a
+// listener on :0 nor an outgoing connection's local port, here or in another process) until
+// listen is called or the test ends. A port found free and closed again would not be safe:
+// someone else can take it at once.
+type heldPort struct {
+	addr string
+	mu   sync.Mutex
+	fd   int // -1 once listening or closed
+}
+
+func holdPort(t testing.TB) *heldPort {
+	t.Helper()
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		t.Fatal("socket:", err)
+	}
+	p := &heldPort{fd: fd}
+	t.Cleanup(p.close)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal("bind 127.0.0.1:0:", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal("getsockname:", err)
+	}
+	p.addr = fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	c, err := net.DialTimeout("tcp", p.addr, 10*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatalf("held port %s accepted a connection; want it refused", p.addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial held port %s: %v; want connection refused", p.addr, err)
+	}
+	return p
+}
+
+// listen starts listening on the held port; from then on the listener owns it.
+func (p *heldPort) listen() (net.Listener, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fd < 0 {
+		return nil, errors.New("held port already released")
+	}
+	if err := syscall.Listen(p.fd, syscall.SOMAXCONN); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", p.addr, err)
+	}
+	f := os.NewFile(uintptr(p.fd), p.addr)
+	p.fd = -1
+	defer f.Close() // FileListener holds a duplicate
+	return net.FileListener(f)
+}
+
+func (p *heldPort) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fd >= 0 {
+		syscall.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+// closedAddr is a loopback address that refuses connections for the rest of the test.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	return holdPort(t).addr
 }
 
 // quiet drops a test server's log lines (connections the proxy refused to trust, …).

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -66,12 +65,7 @@ func TestRateLimits(t *testing.T) {
 	})
 
 	t.Run("Redis down with on_redis_error deny", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := closedAddr(t) // no Redis there
 		rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 		defer rdb.Close()
 		down := newProxyEnv(t, e.store, e.kr, Options{Limiter: ratelimit.NewRedis(rdb, ratelimit.Options{})})

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"flag"
 	"log/slog"
+	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,17 +105,6 @@ func normalized(reg prometheus.Gatherer) prometheus.Gatherer {
 	})
 }
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestMetricsGolden runs a scripted sequence through the proxy listener — a success, a retry
 // on 429 then 503, an unreachable upstream, an upstream timeout, a rate-limit wait and a
 // rejection, OAuth 2.0 refreshes that succeed, are refused (invalid_grant) and fail (503),
@@ -130,8 +119,11 @@ func TestMetricsGolden(t *testing.T) {
 	var logs logBuffer
 	s, kr := storetest.Open(t, storetest.SQLiteURL(t)), newKeyring(t)
 	ts := oauth.NewRefresher(oauth.RefresherOptions{Store: s, Sealer: kr, Observe: refreshObserver(m), Log: logs.logger()})
+	// The limiter's clock stands still: the wait of the second rlwait request is then exactly
+	// its slot interval, however long the test takes between the two requests.
+	limiterClock := &fakeClock{now: time.Now()}
 	e := newProxyEnvWith(t, s, kr, Options{Metrics: m, TokenSource: ts, Log: logs.logger(), AccessLogEvery: 1,
-		Limiter: ratelimit.NewLocal(ratelimit.Options{OnFallback: m.RateLimitFallback})}, func(h *Handler) {
+		Limiter: ratelimit.NewLocal(ratelimit.Options{OnFallback: m.RateLimitFallback, Now: limiterClock.Now})}, func(h *Handler) {
 		h.sleep = func(time.Duration) bool { return true }
 		h.jitter = func(time.Duration) time.Duration { return 0 }
 	})
@@ -184,7 +176,7 @@ func TestMetricsGolden(t *testing.T) {
 	wait := e.conn(e.api("rlwait", store.APIConfig{BaseURL: rlUp.url, AuthType: store.AuthBearer,
 		RateLimit: &store.RateLimit{RequestsPerSecond: 20, Burst: 1, Mode: ratelimit.ModeWait}}, nil), tok)
 	get("/rlwait/"+wait.ID+"/x", 200)
-	get("/rlwait/"+wait.ID+"/x", 200) // waits ~50 ms for its slot
+	get("/rlwait/"+wait.ID+"/x", 200) // waits exactly 50 ms for its slot (the limiter's clock is still)
 	reject := e.conn(e.api("rlreject", store.APIConfig{BaseURL: rlUp.url, AuthType: store.AuthBearer,
 		RateLimit: &store.RateLimit{RequestsPerMinute: 1, Mode: ratelimit.ModeReject}}, nil), tok)
 	get("/rlreject/"+reject.ID+"/x", 200)
@@ -255,12 +247,18 @@ func TestMetricsGolden(t *testing.T) {
 	lines := logs.lines(t)
 	waited := 0
 	for _, l := range lines {
-		if l["api"] == "rlwait" && l["ratelimit_wait_ms"].(float64) > 10 {
-			waited++
+		if l["api"] == "rlwait" {
+			switch ms := l["ratelimit_wait_ms"].(float64); {
+			case ms == 0:
+			case math.Abs(ms-50) < 1:
+				waited++
+			default:
+				t.Errorf("rlwait access line shows ratelimit_wait_ms %v; want 0 or 50", ms)
+			}
 		}
 	}
 	if waited != 1 {
-		t.Errorf("%d rlwait access lines show a wait; want 1 (the second request)", waited)
+		t.Errorf("%d rlwait access lines show the 50 ms wait; want 1 (the second request)", waited)
 	}
 	if len(lines) != 13 {
 		t.Errorf("%d access lines; want 13 (one per request)\n%s", len(lines), logs.String())

@@ -41,6 +41,27 @@ func (s *sleepRecorder) take() []time.Duration {
 	return w
 }
 
+// pinnableClock is the real clock, or a fixed time while pinned.
+type pinnableClock struct {
+	mu sync.Mutex
+	at time.Time // zero: not pinned
+}
+
+func (c *pinnableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() {
+		return time.Now()
+	}
+	return c.at
+}
+
+func (c *pinnableClock) pin(at time.Time) {
+	c.mu.Lock()
+	c.at = at
+	c.mu.Unlock()
+}
+
 // scripted answers with the statuses in order (and 200 once they run out), setting each
 // header in hdr alongside.
 func scripted(statuses []int, hdr map[string]string) func(ctx *fasthttp.RequestCtx) {
@@ -65,8 +86,10 @@ func scripted(statuses []int, hdr map[string]string) func(ctx *fasthttp.RequestC
 
 func TestRetries(t *testing.T) {
 	rec := &sleepRecorder{}
+	clock := &pinnableClock{}
 	e := newProxyEnvWith(t, storetest.Open(t, storetest.SQLiteURL(t)), newKeyring(t), Options{BufferLimit: 1024},
 		func(h *Handler) {
+			h.now = clock.Now
 			h.sleep = rec.sleep
 			h.jitter = func(max time.Duration) time.Duration { return max } // the whole backoff
 		})
@@ -79,7 +102,7 @@ func TestRetries(t *testing.T) {
 		body      string
 		statuses  []int             // the upstream's answers before 200
 		upHeader  map[string]string // sent with them
-		dateIn    time.Duration     // sends Retry-After as the HTTP date this far ahead
+		dateIn    time.Duration     // sends Retry-After as the HTTP date this far ahead of the pinned clock
 		timeoutMS int
 		backoffMS int
 		hits      int
@@ -111,7 +134,13 @@ func TestRetries(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
 			if tc.dateIn > 0 {
-				tc.upHeader = map[string]string{"Retry-After": time.Now().Add(tc.dateIn).UTC().Format(http.TimeFormat)}
+				// The Handler's clock stands still at a whole second for this case, so the date
+				// (which has whole seconds only) names exactly dateIn ahead of it, however long
+				// the setup and the first attempt take.
+				at := time.Now().Truncate(time.Second).Add(time.Second)
+				clock.pin(at)
+				t.Cleanup(func() { clock.pin(time.Time{}) })
+				tc.upHeader = map[string]string{"Retry-After": at.Add(tc.dateIn).UTC().Format(http.TimeFormat)}
 			}
 			up := newUpstream(t, scripted(tc.statuses, tc.upHeader))
 			rc := *retry
@@ -131,7 +160,7 @@ func TestRetries(t *testing.T) {
 				t.Fatalf("waits = %v; want %v", waits, tc.waits)
 			}
 			for j := range waits {
-				if d := waits[j] - tc.waits[j]; d < -time.Second || d > 10*ms {
+				if waits[j] != tc.waits[j] {
 					t.Errorf("wait %d = %v; want %v", j, waits[j], tc.waits[j])
 				}
 			}
@@ -150,21 +179,19 @@ func TestRetryConnectFailure(t *testing.T) {
 	rec := &sleepRecorder{}
 	e := newProxyEnvWith(t, storetest.Open(t, storetest.SQLiteURL(t)), newKeyring(t), Options{},
 		func(h *Handler) { h.sleep = rec.sleep })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: the first connect is refused
+	// Nothing listens yet, so the first connect is refused; the port stays held for the
+	// upstream below, which no other socket can take meanwhile.
+	port := holdPort(t)
+	addr := port.addr
 	a := e.api("later", store.APIConfig{BaseURL: "http://" + addr, AuthType: store.AuthBearer,
 		RetryConfig: &store.RetryConfig{MaxRetries: 2, BackoffMS: 50}}, nil)
 	c := e.conn(a, func(c *store.Connection) { c.Credentials.AccessToken = e.sealConn(c, "credentials.access_token", "t") })
 	var up *upstream
 	rec.before = func(n int) {
 		if n == 0 { // the upstream comes up during the first wait
-			l, err := net.Listen("tcp", addr)
+			l, err := port.listen()
 			if err != nil {
-				t.Errorf("listen on %s again: %v", addr, err)
+				t.Error(err)
 				return
 			}
 			up = &upstream{ln: l}
