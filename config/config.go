@@ -31,12 +31,19 @@ const (
 	DefaultCacheTTL        = 30 * time.Second
 	DefaultRedisTimeout    = 50 * time.Millisecond
 	DefaultAccessLog       = "on"
+	DefaultUpstreamTimeout = 30 * time.Second
+	DefaultBufferLimit     = 1 << 20
+	DefaultMaxConnsPerHost = 512
 )
 
 // Bounds checked by Validate.
 const (
 	MaxShutdownTimeout = 10 * time.Minute
 	MaxShutdownDelay   = 5 * time.Minute
+	MaxUpstreamTimeout = 5 * time.Minute // as api_config.timeout_ms
+	MinBufferLimit     = 1 << 10
+	MaxBufferLimit     = 64 << 20
+	MaxConnsPerHost    = 65535
 	MinCacheTTL        = time.Second
 	MaxCacheTTL        = time.Hour
 	MinRedisTimeout    = time.Millisecond
@@ -108,6 +115,20 @@ type Config struct {
 	// RedisTimeout (EXTAPI_REDIS_TIMEOUT): timeout of each Redis call; 1ms..5s.
 	// DefaultRedisTimeout (50ms) is used if zero.
 	RedisTimeout time.Duration
+	// UpstreamTimeout (EXTAPI_UPSTREAM_TIMEOUT): an API's timeout when its api_config.timeout_ms
+	// is not set (the whole exchange, retries included); 1ms..5m. DefaultUpstreamTimeout (30s)
+	// is used if zero.
+	UpstreamTimeout time.Duration
+	// MaxRequestBody (EXTAPI_MAX_REQUEST_BODY): larger proxied request bodies get 413
+	// request_too_large; bytes, 0 (the default) for no limit.
+	MaxRequestBody int64
+	// BufferLimit (EXTAPI_BUFFER_LIMIT): proxied request bodies up to this size are read into
+	// memory so that a retry can send them again; larger ones stream (and are not retried);
+	// 1KiB..64MiB. DefaultBufferLimit (1MiB) is used if zero.
+	BufferLimit int64
+	// MaxConnsPerHost (EXTAPI_MAX_CONNS_PER_HOST): connections to one upstream host; 1..65535.
+	// DefaultMaxConnsPerHost (512) is used if zero.
+	MaxConnsPerHost int
 	// AccessLog (EXTAPI_ACCESS_LOG): "on", "off", or "sample:N" (log 1 request in N, N >= 1).
 	// DefaultAccessLog ("on") is used if empty. See AccessLogEvery.
 	AccessLog string
@@ -139,6 +160,13 @@ func (c *Config) SetDefaults() {
 	setDuration(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDuration(&c.CacheTTL, DefaultCacheTTL)
 	setDuration(&c.RedisTimeout, DefaultRedisTimeout)
+	setDuration(&c.UpstreamTimeout, DefaultUpstreamTimeout)
+	if c.BufferLimit == 0 {
+		c.BufferLimit = DefaultBufferLimit
+	}
+	if c.MaxConnsPerHost == 0 {
+		c.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
 	if c.EncryptionActiveKey == 0 {
 		c.EncryptionActiveKey = c.highestVersion()
 	}
@@ -239,6 +267,16 @@ func (c *Config) validate(keysFailed bool) []error {
 	checkRange(envShutdownDelay, d.ShutdownDelay, 0, MaxShutdownDelay, "0..5m")
 	checkRange(envCacheTTL, d.CacheTTL, MinCacheTTL, MaxCacheTTL, "1s..1h")
 	checkRange(envRedisTimeout, d.RedisTimeout, MinRedisTimeout, MaxRedisTimeout, "1ms..5s")
+	checkRange(envUpstreamTimeout, d.UpstreamTimeout, time.Millisecond, MaxUpstreamTimeout, "1ms..5m")
+	if d.MaxRequestBody < 0 {
+		add(envMaxRequestBody, "%d is negative (want a size such as 10MiB, or 0 for no limit)", d.MaxRequestBody)
+	}
+	if d.BufferLimit < MinBufferLimit || d.BufferLimit > MaxBufferLimit {
+		add(envBufferLimit, "%d bytes is out of range (want 1KiB..64MiB)", d.BufferLimit)
+	}
+	if d.MaxConnsPerHost < 1 || d.MaxConnsPerHost > MaxConnsPerHost {
+		add(envMaxConnsPerHost, "%d is out of range (want 1..65535)", d.MaxConnsPerHost)
+	}
 
 	if _, ok := accessLogEvery(d.AccessLog); !ok {
 		add(envAccessLog, "%q not understood (want on, off, or sample:N with N >= 1)", d.AccessLog)

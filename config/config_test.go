@@ -54,6 +54,9 @@ func TestLoadDefaults(t *testing.T) {
 		ShutdownTimeout: 25 * time.Second,
 		CacheTTL:        30 * time.Second,
 		RedisTimeout:    50 * time.Millisecond,
+		UpstreamTimeout: 30 * time.Second,
+		BufferLimit:     1 << 20,
+		MaxConnsPerHost: 512,
 		AccessLog:       "on",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -174,6 +177,18 @@ func TestLoadEachVariable(t *testing.T) {
 					t.Errorf("got %v", c.ShutdownDelay)
 				}
 			}},
+		{"proxy sizes", map[string]string{envMaxRequestBody: "10MiB", envBufferLimit: "64KiB", envMaxConnsPerHost: "32", envUpstreamTimeout: "2m"},
+			func(t *testing.T, c *Config) {
+				if c.MaxRequestBody != 10<<20 || c.BufferLimit != 64<<10 || c.MaxConnsPerHost != 32 || c.UpstreamTimeout != 2*time.Minute {
+					t.Errorf("got %d %d %d %v", c.MaxRequestBody, c.BufferLimit, c.MaxConnsPerHost, c.UpstreamTimeout)
+				}
+			}},
+		{"sizes in bytes and decimal units", map[string]string{envMaxRequestBody: "1000", envBufferLimit: "2MB"},
+			func(t *testing.T, c *Config) {
+				if c.MaxRequestBody != 1000 || c.BufferLimit != 2_000_000 {
+					t.Errorf("got %d %d", c.MaxRequestBody, c.BufferLimit)
+				}
+			}},
 		{"durations", map[string]string{envShutdownTimeout: "10m", envCacheTTL: "1s", envRedisTimeout: "5s"},
 			func(t *testing.T, c *Config) {
 				if c.ShutdownTimeout != 10*time.Minute || c.CacheTTL != time.Second || c.RedisTimeout != 5*time.Second {
@@ -256,6 +271,12 @@ func TestLoadErrors(t *testing.T) {
 		{"duration negative", map[string]string{envRedisTimeout: "-1ms"}, []string{envRedisTimeout, "must be positive"}},
 		{"shutdown delay negative", map[string]string{envShutdownDelay: "-1s"}, []string{envShutdownDelay, "must not be negative"}},
 		{"shutdown delay too long", map[string]string{envShutdownDelay: "6m"}, []string{envShutdownDelay, "out of range (want 0..5m)"}},
+		{"size syntax", map[string]string{envMaxRequestBody: "ten megs"}, []string{`EXTAPI_MAX_REQUEST_BODY: invalid size "ten megs"`}},
+		{"buffer limit too small", map[string]string{envBufferLimit: "10"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
+		{"buffer limit too large", map[string]string{envBufferLimit: "1GiB"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
+		{"conns per host", map[string]string{envMaxConnsPerHost: "many"}, []string{`EXTAPI_MAX_CONNS_PER_HOST: "many" is not an integer`}},
+		{"conns per host range", map[string]string{envMaxConnsPerHost: "70000"}, []string{envMaxConnsPerHost, "out of range (want 1..65535)"}},
+		{"upstream timeout too long", map[string]string{envUpstreamTimeout: "6m"}, []string{envUpstreamTimeout, "out of range (want 1ms..5m)"}},
 		{"shutdown too long", map[string]string{envShutdownTimeout: "11m"}, []string{envShutdownTimeout, "out of range (want > 0 and <= 10m)"}},
 		{"cache ttl too short", map[string]string{envCacheTTL: "500ms"}, []string{envCacheTTL, "out of range (want 1s..1h)"}},
 		{"redis timeout too long", map[string]string{envRedisTimeout: "6s"}, []string{envRedisTimeout, "out of range (want 1ms..5s)"}},

@@ -4,10 +4,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
 )
 
@@ -32,6 +34,10 @@ const (
 	envShutdownDelay       = "EXTAPI_SHUTDOWN_DELAY"
 	envCacheTTL            = "EXTAPI_CACHE_TTL"
 	envRedisTimeout        = "EXTAPI_REDIS_TIMEOUT"
+	envUpstreamTimeout     = "EXTAPI_UPSTREAM_TIMEOUT"
+	envMaxRequestBody      = "EXTAPI_MAX_REQUEST_BODY"
+	envBufferLimit         = "EXTAPI_BUFFER_LIMIT"
+	envMaxConnsPerHost     = "EXTAPI_MAX_CONNS_PER_HOST"
 	envAccessLog           = "EXTAPI_ACCESS_LOG"
 	envConfig              = "EXTAPI_CONFIG"
 )
@@ -79,6 +85,19 @@ func durOrZero(p func(*Config) *time.Duration) func(*Config, string) error {
 			return fmt.Errorf("must not be negative, got %q", v)
 		}
 		*p(c) = d
+		return nil
+	}
+}
+
+// size parses a byte size: a plain number of bytes, or with a unit (KiB, MiB, GiB; KB, MB,
+// GB are powers of 1000), as go-humanize reads them.
+func size(p func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil || n > math.MaxInt64 {
+			return fmt.Errorf("invalid size %q (want bytes, or a number with a unit such as 512KiB or 10MiB)", v)
+		}
+		*p(c) = int64(n)
 		return nil
 	}
 }
@@ -137,6 +156,21 @@ var specs = []spec{
 		dur(func(c *Config) *time.Duration { return &c.CacheTTL })},
 	{Var{envRedisTimeout, DefaultRedisTimeout.String(), `timeout of each Redis call, 1ms..5s`},
 		dur(func(c *Config) *time.Duration { return &c.RedisTimeout })},
+	{Var{envUpstreamTimeout, DefaultUpstreamTimeout.String(), `an API's timeout when its timeout_ms is unset, 1ms..5m`},
+		dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
+	{Var{envMaxRequestBody, "0", `larger proxied request bodies get 413 (bytes, or 10MiB, 1GB …); 0 = no limit`},
+		size(func(c *Config) *int64 { return &c.MaxRequestBody })},
+	{Var{envBufferLimit, "1MiB", `request bodies up to this size are buffered so a retry can resend them, 1KiB..64MiB`},
+		size(func(c *Config) *int64 { return &c.BufferLimit })},
+	{Var{envMaxConnsPerHost, strconv.Itoa(DefaultMaxConnsPerHost), `connections to one upstream host, 1..65535`},
+		func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an integer", v)
+			}
+			c.MaxConnsPerHost = n
+			return nil
+		}},
 	{Var{envAccessLog, DefaultAccessLog, `on, off, or sample:N (log 1 request in N)`},
 		str(func(c *Config) *string { return &c.AccessLog })},
 	{Var{envConfig, "", `path of an optional YAML or JSON file; keys are the names above lower-cased without EXTAPI_`},

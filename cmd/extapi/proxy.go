@@ -33,6 +33,11 @@ func (a *app) startProxy() error {
 		Log:      a.log,
 		CacheTTL: a.cfg.CacheTTL,
 
+		DefaultTimeout:  a.cfg.UpstreamTimeout,
+		MaxRequestBody:  int(a.cfg.MaxRequestBody),
+		BufferLimit:     int(a.cfg.BufferLimit),
+		MaxConnsPerHost: a.cfg.MaxConnsPerHost,
+
 		TokenSource: a.tokenSource(),
 
 		Metrics:        a.metrics.m,

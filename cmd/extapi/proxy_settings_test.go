@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProxySettings: EXTAPI_MAX_REQUEST_BODY and EXTAPI_UPSTREAM_TIMEOUT reach the proxy of the
+// running app.
+func TestProxySettings(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/slow" {
+			<-release // answers only once the test ends: the timeout must end the exchange
+		}
+		w.Write([]byte(strings.Repeat("x", int(n))))
+	}))
+	defer up.Close()
+	defer close(release)
+	const adminToken = "settings-test-admin-token-0123"
+	a, err := newApp(context.Background(), loadCfg(t, map[string]string{
+		"EXTAPI_DATABASE_URL":     "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
+		"EXTAPI_ENCRYPTION_KEYS":  "1:" + key(t),
+		"EXTAPI_ADMIN_TOKEN":      adminToken,
+		"EXTAPI_ADMIN_ADDR":       "127.0.0.1:0",
+		"EXTAPI_PROXY_ADDR":       "127.0.0.1:0",
+		"EXTAPI_MAX_REQUEST_BODY": "1KiB",
+		"EXTAPI_UPSTREAM_TIMEOUT": "300ms",
+	}), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.shutdown(context.Background())
+
+	call := func(path string, body any) map[string]any {
+		t.Helper()
+		j, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", "http://"+a.adminLn.Addr().String()+path, bytes.NewReader(j))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST %s = %d %s; want 201", path, resp.StatusCode, raw)
+		}
+		var out map[string]any
+		json.Unmarshal(raw, &out)
+		return out
+	}
+	created := call("/admin/external-apis", map[string]any{
+		"name": "s", "slug": "s", "category": "other", "provider": "s",
+		"api_config": map[string]any{"base_url": up.URL, "auth_type": "api_key", "api_key": map[string]any{"key": "k"}},
+	})
+	apiID := created["external_api"].(map[string]any)["id"].(string)
+	connID := call("/admin/external-apis/"+apiID+"/connections", map[string]any{"connection_name": "c"})["connection"].(map[string]any)["id"].(string)
+	base := "http://" + a.proxyLn.Addr().String() + "/s/" + connID
+
+	post := func(path string, n int) (int, string) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/octet-stream", bytes.NewReader(bytes.Repeat([]byte("b"), n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("X-Extapi-Error")
+	}
+	if code, e := post("/echo", 1024); code != http.StatusOK {
+		t.Errorf("a 1 KiB body = %d %s; want 200 (the limit is inclusive)", code, e)
+	}
+	if code, e := post("/echo", 1025); code != http.StatusRequestEntityTooLarge || e != "request_too_large" {
+		t.Errorf("a body of 1 KiB + 1 = %d %q; want 413 request_too_large", code, e)
+	}
+	start := time.Now()
+	if code, e := post("/slow", 10); code != http.StatusGatewayTimeout || e != "upstream_timeout" {
+		t.Errorf("an upstream slower than EXTAPI_UPSTREAM_TIMEOUT = %d %q; want 504 upstream_timeout", code, e)
+	}
+	// 300ms, not the 30s default: a generous bound that still tells the two apart.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the 504 came after %v; want about 300ms (EXTAPI_UPSTREAM_TIMEOUT)", d)
+	}
+}
