@@ -82,8 +82,9 @@ func (s *fakeBackgroundStore) Tx(context.Context, func(*store.Store) error) erro
 func TestBackgroundPassesOverBackedOff(t *testing.T) {
 	const backingOff, others = backgroundBatchSize + 50, 40
 	s := &fakeBackgroundStore{read: map[string]bool{}, deadlines: map[string]time.Duration{}}
-	r := NewRefresher(RefresherOptions{Store: s, Sealer: nil})
-	now := r.now()
+	// A clock that stands still: the backoffs (1 s by default) cannot run out before Pass looks.
+	now := time.Now()
+	r := NewRefresher(RefresherOptions{Store: s, Sealer: nil, Now: func() time.Time { return now }})
 	for i := range backingOff + others {
 		c := store.Connection{ID: fmt.Sprintf("conn_%04d", i)}
 		c.Credentials.RefreshToken = store.Sealed(`{"iv":"x"}`)

@@ -82,7 +82,8 @@ func TestRedisLockerExclusiveAcrossClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u1()
-	ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
+	// A lock that also serialized other keys would wait for u1 to the end: any bound tells.
+	ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
 	defer cancel()
 	_, u2, err := b.Lock(ctx, "conn:2")
 	if err != nil {
@@ -115,39 +116,52 @@ func TestRedisLockerOwnerOnly(t *testing.T) {
 func TestRedisLockerHolderThatDiesReleasesByExpiry(t *testing.T) {
 	rc := testRedis(t)
 	prefix := uniquePrefix()
+	l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix})
 	// A holder on another instance died holding the lock: its key is there, nobody extends it.
-	if err := rc.Set(testCtx(t), prefix+"k", "dead-owner", 300*time.Millisecond).Err(); err != nil {
+	// Its TTL runs from when Redis ran the SET, after start: the lock is free no sooner than
+	// ttl after start, however slow the round trips.
+	const ttl = 300 * time.Millisecond
+	start := time.Now()
+	if err := rc.Set(testCtx(t), prefix+"k", "dead-owner", ttl).Err(); err != nil {
 		t.Fatal(err)
 	}
-	l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix})
-	start := time.Now()
 	_, unlock, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatalf("Lock() = %v", err)
 	}
 	defer unlock()
-	if waited := time.Since(start); waited < 250*time.Millisecond || waited > 3*time.Second {
-		t.Errorf("waited %v for a dead holder's lock; want about its 300 ms TTL", waited)
+	// The lower bound leaves 30 ms for Redis's ms-rounded, wall-clock expiry; a Lock that took a
+	// held lock would wait about nothing. The upper bound is only "not stuck": Lock polls at
+	// least every 150 ms.
+	if waited := time.Since(start); waited < ttl-30*time.Millisecond || waited > 10*time.Second {
+		t.Errorf("waited %v for a dead holder's lock; want about its %v TTL", waited, ttl)
 	}
 }
 
 func TestRedisLockerExtendsWhileHeld(t *testing.T) {
 	rc := testRedis(t)
 	prefix := uniquePrefix()
-	a := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 150 * time.Millisecond})
-	b := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 150 * time.Millisecond})
+	// Extended every TTL/3 (333 ms), the key outlives a stall of up to 2/3 of a TTL on a loaded
+	// machine or Redis.
+	const ttl = time.Second
+	a := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: ttl})
+	b := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: ttl})
 	_, unlock, err := a.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Held for four TTLs: the holder's extensions keep it.
-	ctx, cancel := context.WithTimeout(testCtx(t), 600*time.Millisecond)
+	// Held for 2.5 TTLs: the holder's extensions keep it (without them b would get it after one).
+	ctx, cancel := context.WithTimeout(testCtx(t), ttl*5/2)
 	defer cancel()
 	if _, _, err := b.Lock(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock() while another holds it = %v; want DeadlineExceeded", err)
 	}
 	unlock()
-	ctx2, cancel2 := context.WithTimeout(testCtx(t), time.Second)
+	// unlock released it at once, not by expiry.
+	if n, err := rc.Exists(testCtx(t), prefix+"k").Result(); err != nil || n != 0 {
+		t.Fatalf("lock key after unlock: Exists() = %d, %v; want it gone", n, err)
+	}
+	ctx2, cancel2 := context.WithTimeout(testCtx(t), 10*time.Second)
 	defer cancel2()
 	_, u, err := b.Lock(ctx2, "k")
 	if err != nil {
@@ -196,7 +210,9 @@ func TestRedisLockerHeldEndsWhenTakenOver(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			rc := testRedis(t)
 			prefix := uniquePrefix()
-			l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: 600 * time.Millisecond})
+			// Extended every TTL/3, the key outlives a stall of up to 2/3 of a TTL.
+			const ttl = time.Second
+			l := oauth.NewRedisLocker(rc, oauth.RedisLockerOptions{Prefix: prefix, TTL: ttl})
 			held, unlock, err := l.Lock(testCtx(t), "k")
 			if err != nil {
 				t.Fatal(err)
@@ -206,7 +222,7 @@ func TestRedisLockerHeldEndsWhenTakenOver(t *testing.T) {
 			select {
 			case <-held.Done():
 				t.Fatalf("held ended while the lock was ours: %v", context.Cause(held))
-			case <-time.After(700 * time.Millisecond):
+			case <-time.After(ttl + ttl/5):
 			}
 			if how == "overwritten" {
 				err = rc.Set(testCtx(t), prefix+"k", "someone-else", time.Minute).Err()
@@ -218,8 +234,8 @@ func TestRedisLockerHeldEndsWhenTakenOver(t *testing.T) {
 			}
 			select {
 			case <-held.Done():
-			case <-time.After(2 * time.Second):
-				t.Fatal("held still running 2 s after the lock was lost")
+			case <-time.After(10 * time.Second):
+				t.Fatal("held still running 10 s after the lock was lost (the next extension is due within TTL/3)")
 			}
 			if cause := context.Cause(held); !errors.Is(cause, oauth.ErrLockLost) {
 				t.Errorf("context.Cause(held) = %v; want ErrLockLost", cause)
@@ -254,7 +270,9 @@ func (c *failingEval) Eval(ctx context.Context, script string, keys []string, ar
 func TestRedisLockerHeldEndsWithoutExtensions(t *testing.T) {
 	c := &failingEval{RedisClient: testRedis(t)}
 	const ttl = 300 * time.Millisecond
-	l := oauth.NewRedisLocker(c, oauth.RedisLockerOptions{Prefix: uniquePrefix(), TTL: ttl, Timeout: 50 * time.Millisecond})
+	// The default Timeout (2 s): the SET that takes the lock must not time out on a loaded Redis.
+	l := oauth.NewRedisLocker(c, oauth.RedisLockerOptions{Prefix: uniquePrefix(), TTL: ttl})
+	locking := time.Now()
 	held, unlock, err := l.Lock(testCtx(t), "k")
 	if err != nil {
 		t.Fatal(err)
@@ -264,11 +282,17 @@ func TestRedisLockerHeldEndsWithoutExtensions(t *testing.T) {
 	down := time.Now()
 	select {
 	case <-held.Done():
-	case <-time.After(3 * time.Second):
-		t.Fatal("held still running 3 s after Redis stopped answering")
+	case <-time.After(10 * time.Second):
+		t.Fatal("held still running 10 s after Redis stopped answering")
 	}
-	// The last confirmed extension (or the SET) was at most TTL/3 before Redis went down.
-	if d := time.Since(down); d < ttl-ttl/3-20*time.Millisecond || d > ttl+time.Second {
+	ended := time.Now()
+	// The last confirmed extension (or the SET) was sent after locking and before down: held
+	// may end no sooner than a TTL after locking, and must end about a TTL after down at the
+	// latest (the upper bound leaves room for a loaded machine, not for a missed deadline).
+	if d := ended.Sub(locking); d < ttl {
+		t.Errorf("held ended %v after Lock was called; want not before its TTL (%v) has passed since the last confirmed extension", d, ttl)
+	}
+	if d := ended.Sub(down); d > ttl+2*time.Second {
 		t.Errorf("held ended %v after the extensions began failing; want within the TTL (%v) of the last confirmed one", d, ttl)
 	}
 	if cause := context.Cause(held); !errors.Is(cause, oauth.ErrLockLost) {

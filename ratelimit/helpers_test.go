@@ -1,10 +1,14 @@
 package ratelimit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -127,43 +131,136 @@ type redisServer struct {
 	done chan struct{}
 }
 
+// ownPorts are the ports of this process's redis-servers, from their pick until their test
+// ends (restarts included), so that two tests never pick the same one.
+var ownPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// redisPorts is where startRedisServer picks its ports: outside the kernel's ephemeral range
+// (ip_local_port_range), from which it assigns the ports of listeners on :0 and of outgoing
+// connections, of this process or any other. So while a test restarts its server, nothing is
+// given the port by chance; only something binding that very port could take it.
+func redisPorts(t testing.TB) (lo, hi int) {
+	t.Helper()
+	low, high := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l <= h {
+				low, high = l, h
+			}
+		}
+	}
+	const room = 1000 // ports enough that random picks rarely meet
+	switch {
+	case low-1 >= 20000+room:
+		return 20000, low - 1
+	case low-1 >= 1024+room:
+		return 1024, low - 1
+	case high+1 <= 65535-room:
+		return high + 1, 65535
+	}
+	t.Fatalf("no room for test ports outside the ephemeral range %d-%d", low, high)
+	return 0, 0
+}
+
+// startRedisServer starts a redis-server on a port of its own, outside the ephemeral range (see
+// redisPorts), trying other ports while the one picked turns out taken.
 func startRedisServer(t testing.TB) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not on PATH (%v); the fault tests run one of their own. "+
 			"Install Redis (apt-get install redis-server)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := redisPorts(t)
+	var errs []string
+	for len(errs) < 20 {
+		port := lo + mrand.IntN(hi-lo+1)
+		ownPorts.Lock()
+		mine := ownPorts.m[port]
+		ownPorts.m[port] = true
+		ownPorts.Unlock()
+		if mine {
+			continue // another test's; a pick that is not a try
+		}
+		s := &redisServer{t: t, port: port}
+		err := s.start()
+		if err == nil {
+			t.Cleanup(func() {
+				s.Kill()
+				ownPorts.Lock()
+				delete(ownPorts.m, port)
+				ownPorts.Unlock()
+			})
+			return s
+		}
+		ownPorts.Lock()
+		delete(ownPorts.m, port)
+		ownPorts.Unlock()
+		errs = append(errs, err.Error())
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &redisServer{t: t, port: port}
-	s.Start()
-	t.Cleanup(s.Kill)
-	return s
+	t.Fatalf("could not start a redis-server on %d ports:\n%s", len(errs), strings.Join(errs, "\n"))
+	return nil
 }
 
 func (s *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// Start runs the server and waits until it answers PING.
+// Start runs the server again on its port (clients reconnect to the same address) and waits
+// until it answers.
 func (s *redisServer) Start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+	if err := s.start(); err != nil {
+		s.t.Fatalf("restart: %v", err)
 	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(s.cmd, s.done)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+}
+
+// start runs the server and waits until it answers, as this very process (not another server
+// that holds the port): an error if the port is taken, the server exits, or it does not answer.
+func (s *redisServer) start() error {
+	addr := s.Addr()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is taken: %v", addr, err)
+	}
+	ln.Close()
+	var out bytes.Buffer // read only once the process is gone (Wait has copied everything)
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server on %s: %v", addr, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
-	waitFor(s.t, 10*time.Second, "redis-server on "+s.Addr(), func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	})
+	pid := "\nprocess_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	const patience = 30 * time.Second
+	deadline := time.Now().Add(patience)
+	for {
+		select {
+		case <-done:
+			s.cmd = nil
+			return fmt.Errorf("redis-server on %s exited: %s", addr, bytes.TrimSpace(out.Bytes()))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		info, err := c.Info(ctx, "server").Result()
+		cancel()
+		if err == nil && strings.Contains(info, pid) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("redis-server on %s did not answer within %s (last: %v)", addr, patience, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Kill stops the server for good and waits until it is gone.
