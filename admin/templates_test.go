@@ -93,13 +93,13 @@ func TestTemplateOverridesAndSandbox(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		r := e.do("POST", "/admin/external-apis", e.boot, map[string]any{
 			"template": "paypal", "slug": "paypal-eu", "is_sandbox": true, "environment": "staging",
-			"api_config": map[string]any{"oauth2": map[string]any{"client_id": newSecret("id"), "client_secret": newSecret("s"),
-				"token_url": "https://api-m.sandbox.paypal.com/v1/oauth2/token"}, "rate_limit": map[string]any{"requests_per_second": 5}},
+			"api_config": map[string]any{"oauth2": map[string]any{"client_id": newSecret("id"), "client_secret": newSecret("s")},
+				"rate_limit": map[string]any{"requests_per_second": 5}},
 		}).want(t, http.StatusCreated)
 		if r.str("external_api.api_config.base_url") != "https://api-m.sandbox.paypal.com" || r.str("external_api.slug") != "paypal-eu" ||
 			r.str("external_api.api_config.oauth2.token_url") != "https://api-m.sandbox.paypal.com/v1/oauth2/token" ||
 			r.str("external_api.api_config.oauth2.grant_type") != "client_credentials" {
-			t.Errorf("created = %s; want the sandbox URL, the overrides and the template's grant type", r.raw)
+			t.Errorf("created = %s; want the sandbox URLs (base and token), the overrides and the template's grant type", r.raw)
 		}
 		// Stripe's template header resolves {{api_version}} per request; its value is stored as written.
 		s := e.do("POST", "/admin/external-apis", e.boot, map[string]any{"template": "stripe"}).want(t, http.StatusCreated)

@@ -35,6 +35,44 @@ func TestCatalogue(t *testing.T) {
 	if got := Get("paypal").Config(true)["api_config"].(map[string]any)["base_url"]; got != "https://api-m.sandbox.paypal.com" {
 		t.Errorf("paypal sandbox base_url = %v", got)
 	}
+	// A sandbox with its own login host: is_sandbox picks its OAuth 2.0 URLs too.
+	oauth2 := func(slug string, sandbox bool) map[string]any {
+		return Get(slug).Config(sandbox)["api_config"].(map[string]any)["oauth2"].(map[string]any)
+	}
+	for _, c := range []struct {
+		slug    string
+		sandbox bool
+		key     string
+		want    string
+	}{
+		{"paypal", true, "token_url", "https://api-m.sandbox.paypal.com/v1/oauth2/token"},
+		{"paypal", false, "token_url", "https://api-m.paypal.com/v1/oauth2/token"},
+		{"ups", true, "token_url", "https://wwwcie.ups.com/security/v1/oauth/token"},
+		{"fedex", true, "token_url", "https://apis-sandbox.fedex.com/oauth/token"},
+		{"salesforce", true, "authorization_url", "https://test.salesforce.com/services/oauth2/authorize"},
+		{"salesforce", true, "token_url", "https://test.salesforce.com/services/oauth2/token"},
+		{"salesforce", false, "authorization_url", "https://login.salesforce.com/services/oauth2/authorize"},
+	} {
+		if got := oauth2(c.slug, c.sandbox)[c.key]; got != c.want {
+			t.Errorf("%s (sandbox %v) oauth2.%s = %v; want %s", c.slug, c.sandbox, c.key, got, c.want)
+		}
+	}
+	for _, tm := range All() {
+		if tm.SandboxBaseURL != "" && tm.OAuth2 != nil && tm.OAuth2.SandboxTokenURL == "" &&
+			tm.OAuth2.GrantType == "client_credentials" {
+			t.Errorf("%s has a sandbox base URL and a client-credentials token URL, but no sandbox_token_url", tm.Slug)
+		}
+	}
+}
+
+func TestTemplateSandboxURLsChecked(t *testing.T) {
+	tm := *Get("paypal")
+	o := *tm.OAuth2
+	o.SandboxTokenURL = "http://api-m.sandbox.paypal.com/v1/oauth2/token"
+	tm.OAuth2 = &o
+	if err := tm.check(); err == nil || !strings.Contains(err.Error(), "oauth2.sandbox_token_url") {
+		t.Errorf("check() of a plain-http sandbox_token_url = %v; want an error naming it", err)
+	}
 }
 
 func TestResolveURL(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -47,13 +48,17 @@ type Template struct {
 
 // OAuth2 is the non-secret part of an OAuth 2.0 configuration.
 type OAuth2 struct {
-	AuthorizationURL    string            `yaml:"authorization_url,omitempty" json:"authorization_url,omitempty"`
-	TokenURL            string            `yaml:"token_url" json:"token_url"`
-	Scopes              []string          `yaml:"scopes,omitempty" json:"scopes,omitempty"`
-	GrantType           string            `yaml:"grant_type,omitempty" json:"grant_type,omitempty"`
-	TokenAuthMethod     string            `yaml:"token_auth_method,omitempty" json:"token_auth_method,omitempty"`
-	PKCE                *bool             `yaml:"pkce,omitempty" json:"pkce,omitempty"`
-	AuthorizationParams map[string]string `yaml:"authorization_params,omitempty" json:"authorization_params,omitempty"`
+	AuthorizationURL string `yaml:"authorization_url,omitempty" json:"authorization_url,omitempty"`
+	TokenURL         string `yaml:"token_url" json:"token_url"`
+	// SandboxAuthorizationURL and SandboxTokenURL replace the two when an API is created with
+	// is_sandbox true (a provider whose sandbox has its own login host).
+	SandboxAuthorizationURL string            `yaml:"sandbox_authorization_url,omitempty" json:"sandbox_authorization_url,omitempty"`
+	SandboxTokenURL         string            `yaml:"sandbox_token_url,omitempty" json:"sandbox_token_url,omitempty"`
+	Scopes                  []string          `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+	GrantType               string            `yaml:"grant_type,omitempty" json:"grant_type,omitempty"`
+	TokenAuthMethod         string            `yaml:"token_auth_method,omitempty" json:"token_auth_method,omitempty"`
+	PKCE                    *bool             `yaml:"pkce,omitempty" json:"pkce,omitempty"`
+	AuthorizationParams     map[string]string `yaml:"authorization_params,omitempty" json:"authorization_params,omitempty"`
 }
 
 // OAuth1 is the non-secret part of an OAuth 1.0a configuration.
@@ -147,6 +152,17 @@ func (t *Template) check() error {
 			errs = append(errs, fmt.Errorf("base_url: %w", err))
 		}
 	}
+	if o := t.OAuth2; o != nil {
+		for _, f := range []struct{ name, v string }{{"oauth2.sandbox_authorization_url", o.SandboxAuthorizationURL},
+			{"oauth2.sandbox_token_url", o.SandboxTokenURL}} {
+			if u, err := url.Parse(f.v); f.v != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+				errs = append(errs, fmt.Errorf("%s: want an absolute https URL, got %q", f.name, f.v))
+			}
+		}
+		if o.SandboxAuthorizationURL != "" && o.AuthorizationURL == "" {
+			errs = append(errs, errors.New("oauth2.sandbox_authorization_url without authorization_url"))
+		}
+	}
 	for k, v := range t.Headers {
 		if _, err := ParseHeader(v); err != nil {
 			errs = append(errs, fmt.Errorf("headers.%s: %w", k, err))
@@ -177,8 +193,8 @@ func Get(slug string) *Template {
 }
 
 // Config returns the template as the body of POST /admin/external-apis (request form, no
-// secrets): the generic JSON the admin API decodes. sandbox picks the sandbox base URL where
-// there is one.
+// secrets): the generic JSON the admin API decodes. sandbox picks the sandbox base URL and
+// OAuth 2.0 URLs where there are some.
 func (t *Template) Config(sandbox bool) map[string]any {
 	cfg := map[string]any{"auth_type": t.AuthType}
 	base := t.BaseURL
@@ -193,8 +209,15 @@ func (t *Template) Config(sandbox bool) map[string]any {
 	}
 	put("api_version", t.APIVersion)
 	if o := t.OAuth2; o != nil {
-		m := map[string]any{"token_url": o.TokenURL}
-		setStr(m, "authorization_url", o.AuthorizationURL)
+		tokenURL, authURL := o.TokenURL, o.AuthorizationURL
+		if sandbox && o.SandboxTokenURL != "" {
+			tokenURL = o.SandboxTokenURL
+		}
+		if sandbox && o.SandboxAuthorizationURL != "" {
+			authURL = o.SandboxAuthorizationURL
+		}
+		m := map[string]any{"token_url": tokenURL}
+		setStr(m, "authorization_url", authURL)
 		setStr(m, "grant_type", o.GrantType)
 		setStr(m, "token_auth_method", o.TokenAuthMethod)
 		if len(o.Scopes) > 0 {
