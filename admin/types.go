@@ -62,6 +62,7 @@ type oauth2Fields[S any] struct {
 	TokenAuthMethod     string            `json:"token_auth_method,omitempty"`
 	PKCE                *bool             `json:"pkce,omitempty"`
 	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
+	TokenParams         map[string]string `json:"token_params,omitempty"`
 	SuccessRedirectURL  string            `json:"success_redirect_url,omitempty"`
 	ServiceAccountKey   S                 `json:"service_account_key,omitempty"`
 }
@@ -186,7 +187,7 @@ func apiView[S any](a *store.ExternalAPI, secret func(store.Sealed) S) apiFields
 			ClientID: secret(o.ClientID), ClientSecret: secret(o.ClientSecret),
 			AuthorizationURL: o.AuthorizationURL, TokenURL: o.TokenURL, Scopes: o.Scopes, RedirectURI: o.RedirectURI,
 			GrantType: o.GrantType, TokenAuthMethod: o.TokenAuthMethod, PKCE: o.PKCE,
-			AuthorizationParams: o.AuthorizationParams, SuccessRedirectURL: o.SuccessRedirectURL,
+			AuthorizationParams: o.AuthorizationParams, TokenParams: o.TokenParams, SuccessRedirectURL: o.SuccessRedirectURL,
 			ServiceAccountKey: secret(o.ServiceAccountKey),
 		}
 	}
@@ -246,7 +247,7 @@ func applyAPI(a *store.ExternalAPI, in *apiInput) {
 		out.OAuth2 = &store.OAuth2Config{
 			AuthorizationURL: o.AuthorizationURL, TokenURL: o.TokenURL, Scopes: o.Scopes, RedirectURI: o.RedirectURI,
 			GrantType: o.GrantType, TokenAuthMethod: o.TokenAuthMethod, PKCE: o.PKCE,
-			AuthorizationParams: o.AuthorizationParams, SuccessRedirectURL: o.SuccessRedirectURL,
+			AuthorizationParams: o.AuthorizationParams, TokenParams: o.TokenParams, SuccessRedirectURL: o.SuccessRedirectURL,
 		}
 	}
 	if o := c.OAuth1; o != nil {

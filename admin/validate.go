@@ -196,6 +196,16 @@ func validateAuth(c *apiConfigFields[*string], set secretSet, u urlRule, p *prob
 		for _, k := range sortedKeys(o.AuthorizationParams) {
 			text(p, s+".authorization_params."+k, o.AuthorizationParams[k], maxURLLen, false)
 		}
+		if len(o.TokenParams) > 0 && o.GrantType != "client_credentials" {
+			p.add(s+".token_params", "only sent with grant_type client_credentials")
+		}
+		for _, k := range sortedKeys(o.TokenParams) {
+			if slices.Contains(reservedTokenParams, k) {
+				p.add(s+".token_params."+k, "is set by extapi itself")
+				continue
+			}
+			text(p, s+".token_params."+k, o.TokenParams[k], maxURLLen, false)
+		}
 	case store.AuthOAuth1:
 		const s = "api_config.oauth1"
 		o := c.OAuth1
@@ -382,6 +392,10 @@ func list(p *problems, path string, vs []string, noSpace bool) {
 		}
 	}
 }
+
+// reservedTokenParams carry the client-credentials request itself; token_params may not set them.
+var reservedTokenParams = []string{"grant_type", "client_id", "client_secret", "scope",
+	"client_assertion", "client_assertion_type"}
 
 // urlRule checks URLs: absolute http(s), no user info; plain http only for sandbox APIs or
 // loopback hosts (127.0.0.0/8, ::1, localhost).

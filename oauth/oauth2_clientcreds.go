@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -53,6 +54,12 @@ func (r *Refresher) apiToken(ctx context.Context, api *store.ExternalAPI, c *sto
 	}
 	cfg := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: c.TokenURL, Scopes: c.Scopes,
 		AuthStyle: authStyle(c.TokenAuthMethod)}
+	if len(c.TokenParams) > 0 {
+		cfg.EndpointParams = url.Values{}
+		for k, v := range c.TokenParams {
+			cfg.EndpointParams.Set(k, v)
+		}
+	}
 	return cfg.Token(ctx)
 }
 

@@ -459,6 +459,26 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
+// TestClientCredentialsTokenParams: oauth2.token_params reach the token endpoint with the
+// client-credentials request (Auth0's audience).
+func TestClientCredentialsTokenParams(t *testing.T) {
+	f := pgFixture(t)
+	in := f.instance(true)
+	api := f.api(func(o *store.OAuth2Config) {
+		o.GrantType = oauth.GrantClientCredentials
+		o.AuthorizationURL = ""
+		o.Scopes = []string{"read:users"}
+		o.TokenParams = map[string]string{"audience": "https://tenant.example/api/v2/"}
+	})
+	if _, err := in.r.Token(testCtx(t), api, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := f.srv.LastParams("client_credentials")
+	if got.Get("audience") != "https://tenant.example/api/v2/" || got.Get("scope") != "read:users" {
+		t.Errorf("token request form = %v; want audience and scope", got)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

@@ -59,6 +59,7 @@ type OAuth2 struct {
 	TokenAuthMethod         string            `yaml:"token_auth_method,omitempty" json:"token_auth_method,omitempty"`
 	PKCE                    *bool             `yaml:"pkce,omitempty" json:"pkce,omitempty"`
 	AuthorizationParams     map[string]string `yaml:"authorization_params,omitempty" json:"authorization_params,omitempty"`
+	TokenParams             map[string]string `yaml:"token_params,omitempty" json:"token_params,omitempty"`
 }
 
 // OAuth1 is the non-secret part of an OAuth 1.0a configuration.
@@ -228,6 +229,9 @@ func (t *Template) Config(sandbox bool) map[string]any {
 		}
 		if len(o.AuthorizationParams) > 0 {
 			m["authorization_params"] = toAnyMap(o.AuthorizationParams)
+		}
+		if len(o.TokenParams) > 0 {
+			m["token_params"] = toAnyMap(o.TokenParams)
 		}
 		cfg["oauth2"] = m
 	}

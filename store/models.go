@@ -130,7 +130,10 @@ type OAuth2Config struct {
 	// PKCE is on unless set to false.
 	PKCE                *bool             `json:"pkce,omitempty"`
 	AuthorizationParams map[string]string `json:"authorization_params,omitempty"`
-	SuccessRedirectURL  string            `json:"success_redirect_url,omitempty"`
+	// TokenParams are extra form parameters of client_credentials token requests (Auth0's
+	// audience, a resource indicator).
+	TokenParams        map[string]string `json:"token_params,omitempty"`
+	SuccessRedirectURL string            `json:"success_redirect_url,omitempty"`
 	// ServiceAccountKey is a service-account key (Google's JSON key file) of grant type
 	// jwt_bearer: tokens are minted with an RS256 JWT assertion (RFC 7523).
 	ServiceAccountKey Sealed `json:"service_account_key_encrypted,omitempty"`

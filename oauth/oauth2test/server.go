@@ -68,6 +68,7 @@ type Server struct {
 	access     map[string]*accessToken
 	refresh    map[string]*refreshToken
 	hits       map[string]int
+	lastParams map[string]url.Values // per grant type, client_secret and assertion left out
 	methods    map[string]int
 	resource   int
 }
@@ -166,6 +167,14 @@ func (s *Server) Hits(grantType string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.hits[grantType]
+}
+
+// LastParams is the form of the last token request of grantType, without client_secret or
+// assertions; nil if there was none.
+func (s *Server) LastParams(grantType string) url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastParams[grantType]
 }
 
 // AuthMethodHits is the number of token requests that authenticated the client with method.
@@ -306,6 +315,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	gt := r.PostForm.Get("grant_type")
 	s.mu.Lock()
 	s.hits[gt]++
+	if s.lastParams == nil {
+		s.lastParams = map[string]url.Values{}
+	}
+	params := url.Values{}
+	for k, v := range r.PostForm {
+		if k != "client_secret" && k != "client_assertion" && k != "assertion" {
+			params[k] = v
+		}
+	}
+	s.lastParams[gt] = params
 	delay := s.delay
 	fail := s.failNext > 0
 	if fail {
