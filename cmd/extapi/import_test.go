@@ -22,6 +22,7 @@ func TestImportEnv(t *testing.T) {
 		"TWILIO_AUTH_TOKEN": "twilio-token-9f8e", "SENDGRID_API_KEY": "SG.abc.def", "MAILGUN_API_KEY": "key-mailgun-1234",
 		"MAILGUN_DOMAIN": "mg.example.com", "SLACK_BOT_TOKEN": "xoxb-1-2-3", "AWS_ACCESS_KEY_ID": "AKIAIMPORTTEST",
 		"AWS_SECRET_ACCESS_KEY": "aws-secret-7777", "AWS_REGION": "eu-west-1",
+		"AUTH0_DOMAIN": "acme.eu.auth0.com", "AUTH0_CLIENT_ID": "auth0-client-4242", "AUTH0_CLIENT_SECRET": "auth0-secret-1717",
 	}
 	var b strings.Builder
 	b.WriteString("# legacy env\n\n")
@@ -36,7 +37,7 @@ func TestImportEnv(t *testing.T) {
 	noSecret := func(out string) {
 		t.Helper()
 		for k, v := range secrets {
-			if strings.Contains(out, v) && k != "MAILGUN_DOMAIN" && k != "AWS_REGION" {
+			if strings.Contains(out, v) && k != "MAILGUN_DOMAIN" && k != "AWS_REGION" && k != "AUTH0_DOMAIN" {
 				t.Errorf("output shows the value of %s: %q", k, out)
 			}
 		}
@@ -67,7 +68,7 @@ func TestImportEnv(t *testing.T) {
 		t.Fatalf("import = %d %q %q", code, out, errs)
 	}
 	noSecret(out + errs)
-	want := []string{"facebook-graph", "x-twitter", "stripe", "twilio", "sendgrid", "mailgun", "slack", "amazon-s3", "amazon-ses"}
+	want := []string{"facebook-graph", "x-twitter", "stripe", "twilio", "sendgrid", "mailgun", "slack", "amazon-s3", "amazon-ses", "auth0"}
 	for _, slug := range want {
 		if !strings.Contains(out, "created") || !lineHas(out, "created", slug) {
 			t.Errorf("import output lacks a created row for %s:\n%s", slug, out)
@@ -102,6 +103,13 @@ func TestImportEnv(t *testing.T) {
 	}
 	if s3, _, _ := s.ListAPIs(t.Context(), store.APIFilter{Slug: "amazon-s3", Limit: 10}); s3[0].APIConfig.AWSSigV4.Region != "eu-west-1" {
 		t.Errorf("amazon-s3 region = %q; want eu-west-1", s3[0].APIConfig.AWSSigV4.Region)
+	}
+	// Auth0: the tenant domain goes into the base URL, the token URL and the token request's audience.
+	if a0, _, _ := s.ListAPIs(t.Context(), store.APIFilter{Slug: "auth0", Limit: 10}); len(a0) != 1 ||
+		a0[0].APIConfig.BaseURL != "https://acme.eu.auth0.com/api/v2" ||
+		a0[0].APIConfig.OAuth2.TokenURL != "https://acme.eu.auth0.com/oauth/token" ||
+		a0[0].APIConfig.OAuth2.TokenParams["audience"] != "https://acme.eu.auth0.com/api/v2/" {
+		t.Errorf("auth0 APIs = %+v; want the tenant's base URL, token URL and audience", a0)
 	}
 	ev, _, err := s.ListAudit(t.Context(), store.AuditFilter{TargetID: list[0].ID, Limit: 10})
 	if err != nil || len(ev) != 1 || ev[0].Actor != admin.ImportActor || ev[0].Action != "external_api.create" {
