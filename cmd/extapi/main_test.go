@@ -7,11 +7,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -241,14 +244,69 @@ func TestRewrapThenRetireOldKey(t *testing.T) {
 	}
 }
 
+// freeAddr returns a free 127.0.0.1:PORT for a listener opened later by something else (a child
+// process, serve, a redis-server), or opened again after a restart: a port picked then left
+// unbound. A port from listening on :0 would be in the kernel's ephemeral range, which any
+// other :0 listener or outgoing connection on the machine may be given meanwhile; so the port
+// is taken from outside that range (fixedPortRange), at random, and bound once to check that
+// it is free at the moment. A process never hands out the same port twice.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi, ok := fixedPortRange()
+	if !ok {
+		// The ephemeral range covers every usable port: the old way, racy as it is.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		t.Logf("no ports outside the ephemeral range; using %s, which another process may take", ln.Addr())
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	var lastErr error
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		if _, dup := handedOut.LoadOrStore(port, true); dup {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil { // in use by someone else
+			lastErr = err
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatalf("no free port in %d..%d: %v", lo, hi-1, lastErr)
+	return ""
+}
+
+// handedOut holds the ports freeAddr has returned in this process.
+var handedOut sync.Map
+
+// fixedPortRange is [lo, hi): ports the kernel never assigns on its own, below the low end of
+// /proc/sys/net/ipv4/ip_local_port_range (from 20000, clear of common services' ports), or
+// else above its high end. Without the file (not Linux) it assumes Linux's default 32768-60999,
+// which also lies clear of the BSDs' and macOS's 49152-65535.
+func fixedPortRange() (lo, hi int, ok bool) {
+	const minSpan = 1000
+	ephLo, ephHi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l <= h {
+				ephLo, ephHi = l, h
+			}
+		}
+	}
+	for _, r := range [][2]int{{20000, ephLo}, {1024, ephLo}, {ephHi + 1, 65536}} {
+		if r[1]-r[0] >= minSpan {
+			return r[0], r[1], true
+		}
+	}
+	return 0, 0, false
 }
 
 func TestServeStopsOnSignalContext(t *testing.T) {

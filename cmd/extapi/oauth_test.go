@@ -36,10 +36,9 @@ func newFleet(t *testing.T) *fleet {
 	t.Cleanup(f.provider.Close)
 	dbURL, k := storetest.PostgresURL(t), key(t)
 	for i := range f.apps {
-		proxyAddr := freeAddr(t)
 		cfg := loadCfg(t, map[string]string{
 			"EXTAPI_DATABASE_URL": dbURL, "EXTAPI_ENCRYPTION_KEYS": "1:" + k, "EXTAPI_REDIS_URL": storetest.RedisURL(),
-			"EXTAPI_ADMIN_TOKEN": f.token, "EXTAPI_ADMIN_ADDR": "127.0.0.1:0", "EXTAPI_PROXY_ADDR": proxyAddr,
+			"EXTAPI_ADMIN_TOKEN": f.token, "EXTAPI_ADMIN_ADDR": "127.0.0.1:0", "EXTAPI_PROXY_ADDR": "127.0.0.1:0",
 		})
 		a, err := newApp(context.Background(), cfg, quietLog())
 		if err != nil {
@@ -49,7 +48,7 @@ func newFleet(t *testing.T) *fleet {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.shutdown(context.Background()) })
-		f.apps[i], f.proxies[i], f.admins[i] = a, "http://"+proxyAddr, "http://"+a.adminLn.Addr().String()
+		f.apps[i], f.proxies[i], f.admins[i] = a, "http://"+a.proxyLn.Addr().String(), "http://"+a.adminLn.Addr().String()
 	}
 	return f
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -30,12 +32,13 @@ import (
 // created through the management API, and callers going through the proxy listeners to a
 // counting upstream. The ratelimit package's own tests cover the same at the Limiter level.
 
-// rlUpstream is a test server on 127.0.0.1 that records when each request arrived. answer,
-// if set, writes the response to the n-th request (0-based); else 200 "ok".
+// rlUpstream is a test server on 127.0.0.1 that records when each request arrived, and its
+// X-Request-Id. answer, if set, writes the response to the n-th request (0-based); else 200 "ok".
 type rlUpstream struct {
 	URL      string
 	mu       sync.Mutex
 	arrivals []time.Time
+	ids      []string
 }
 
 func newRLUpstream(t *testing.T, answer func(n int, w http.ResponseWriter)) *rlUpstream {
@@ -45,6 +48,7 @@ func newRLUpstream(t *testing.T, answer func(n int, w http.ResponseWriter)) *rlU
 		u.mu.Lock()
 		n := len(u.arrivals)
 		u.arrivals = append(u.arrivals, now)
+		u.ids = append(u.ids, r.Header.Get("X-Request-Id"))
 		u.mu.Unlock()
 		if answer != nil {
 			answer(n, w)
@@ -61,6 +65,13 @@ func (u *rlUpstream) times() []time.Time {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]time.Time(nil), u.arrivals...)
+}
+
+// timesAndIDs is times with each arrival's X-Request-Id.
+func (u *rlUpstream) timesAndIDs() ([]time.Time, []string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]time.Time(nil), u.arrivals...), append([]string(nil), u.ids...)
 }
 
 func (u *rlUpstream) hits() int {
@@ -81,6 +92,12 @@ type rlFleet struct {
 
 func newRLFleet(t *testing.T, n int, redisURL string, extra map[string]string) *rlFleet {
 	t.Helper()
+	return newRLFleetLog(t, n, redisURL, extra, quietLog())
+}
+
+// newRLFleetLog is newRLFleet with the instances logging to log.
+func newRLFleetLog(t *testing.T, n int, redisURL string, extra map[string]string, log *slog.Logger) *rlFleet {
+	t.Helper()
 	f := &rlFleet{t: t, token: "rl-admin-token-" + store.NewID(""),
 		// Idle connections are closed before the proxy's 10s header timeout: the proxy
 		// answers a connection on which no first request came in time with an unsolicited
@@ -100,7 +117,7 @@ func newRLFleet(t *testing.T, n int, redisURL string, extra map[string]string) *
 		for k, v := range extra {
 			vars[k] = v
 		}
-		a, err := newApp(context.Background(), loadCfg(t, vars), quietLog())
+		a, err := newApp(context.Background(), loadCfg(t, vars), log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +181,7 @@ func (f *rlFleet) connect(apiID, name string) string {
 type rlResp struct {
 	status      int
 	code        string // X-Extapi-Error
+	id          string // X-Request-Id
 	body        string
 	header      http.Header
 	sent, recvd time.Time
@@ -194,6 +212,7 @@ func (f *rlFleet) get(i int, slug, conn string) rlResp {
 	res.Body.Close()
 	r.recvd = time.Now()
 	r.status, r.code, r.body, r.header, r.err = res.StatusCode, res.Header.Get("X-Extapi-Error"), string(b), res.Header, err
+	r.id = res.Header.Get("X-Request-Id")
 	return r
 }
 
@@ -266,12 +285,51 @@ func rlOffsets(ts []time.Time, start time.Time, d time.Duration) string {
 	return b.String()
 }
 
-// forwardSlack bounds the time from a request's slot (the limiter's Take returning) to its
-// arrival at the upstream: the proxy sends the request it built before taking the slot over a
-// loopback connection. An upstream arrival at a puts the slot in [a-forwardSlack, a]. This is
-// the one allowance for a loaded machine that is not a sure bound (the caller cannot see the
-// slot through the proxy); it makes the per-second check count arrivals in 750ms windows.
-const forwardSlack = 250 * time.Millisecond
+// rlWaits is a log handler that keeps, from the instances' access lines ("proxy: request"),
+// how long each request waited for its rate-limit slot (ratelimit_wait_ms), by request id.
+type rlWaits struct {
+	mu sync.Mutex
+	m  map[string]time.Duration
+}
+
+func newRLWaits() *rlWaits { return &rlWaits{m: map[string]time.Duration{}} }
+
+func (w *rlWaits) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (w *rlWaits) WithAttrs([]slog.Attr) slog.Handler           { return w }
+func (w *rlWaits) WithGroup(string) slog.Handler                { return w }
+
+func (w *rlWaits) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "proxy: request" {
+		return nil
+	}
+	var id string
+	ms := -1.0
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "request_id":
+			id = a.Value.String()
+		case "ratelimit_wait_ms":
+			if a.Value.Kind() == slog.KindFloat64 {
+				ms = a.Value.Float64()
+			}
+		}
+		return true
+	})
+	if id != "" && ms >= 0 {
+		w.mu.Lock()
+		// The limiter's wait is whole microseconds (the script's), logged as float ms.
+		w.m[id] = time.Duration(math.Round(ms*1e3)) * time.Microsecond
+		w.mu.Unlock()
+	}
+	return nil
+}
+
+func (w *rlWaits) get(id string) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d, ok := w.m[id]
+	return d, ok
+}
 
 const (
 	rlFleetRate    = 20
@@ -282,14 +340,23 @@ const (
 
 // TestRateLimitFleet is the fleet test: three instances with a Redis client each,
 // 200 callers spread round-robin over their proxies for 10s, against an API limited to 20
-// requests/s in wait mode (scope api, over three connections). The upstream sees no second
-// with more than 20+burst requests, the total stays within burst + 20/s, and no request fails.
+// requests/s in wait mode (scope api, over three connections). No second holds more than
+// 20+burst of the requests' slots, the upstream sees no more than burst + 20/s in all, and
+// no request fails.
+//
+// A request's slot is when the limiter let it go. It lies no earlier than the caller's send
+// plus the wait the limiter reported (the access line's ratelimit_wait_ms: Redis computed the
+// slot as its now, after the send, plus that wait), and no later than the request's arrival
+// at the upstream. Both bounds are sure however loaded the machine: a stall before the slot
+// or between the slot and the forwarding only widens a request's span, and a wide span is
+// counted in fewer windows, never more (rlMaxIn).
 func TestRateLimitFleet(t *testing.T) {
 	t.Parallel()
 	up := newRLUpstream(t, nil)
+	waits := newRLWaits()
 	// A generous Redis timeout: an in-process fallback would let each instance admit the full
 	// rate, a failure of its own (TestRateLimitRedisFault covers short timeouts).
-	f := newRLFleet(t, 3, storetest.RedisURL(), map[string]string{"EXTAPI_REDIS_TIMEOUT": "5s"})
+	f := newRLFleetLog(t, 3, storetest.RedisURL(), map[string]string{"EXTAPI_REDIS_TIMEOUT": "5s"}, slog.New(waits))
 	// Every caller waits at most 200/20 = 10s for its slot (at most 200 are queued): a budget
 	// of 15s lets all of them through.
 	api := f.createAPI("fleet-rl", up.URL, map[string]any{
@@ -300,9 +367,21 @@ func TestRateLimitFleet(t *testing.T) {
 		conns = append(conns, f.connect(api, fmt.Sprintf("c%d", i)))
 	}
 
+	// sent is when each request (by X-Request-Id) was sent.
+	var (
+		sentMu sync.Mutex
+		sent   = map[string]time.Time{}
+	)
+	get := func(i int, conn string) rlResp {
+		r := f.get(i, "fleet-rl", conn)
+		sentMu.Lock()
+		sent[r.id] = r.sent
+		sentMu.Unlock()
+		return r
+	}
+
 	// Warm up: every instance has each connection's route cached, its Redis connections open
-	// and the script loaded, and a few connections to the upstream, so that the burst does
-	// not reach the upstream late, bunched with the slots after it. These 18 requests (two at
+	// and the script loaded, and a few connections to the upstream. These 18 requests (two at
 	// once per instance and connection) spend most of the burst; the upstream counts them as
 	// part of the run.
 	start := time.Now()
@@ -311,7 +390,7 @@ func TestRateLimitFleet(t *testing.T) {
 		for _, c := range conns {
 			for range 2 {
 				warm.Go(func() {
-					if r := f.get(i, "fleet-rl", c); !r.ok() {
+					if r := get(i, c); !r.ok() {
 						t.Errorf("warm-up through instance %d: %s", i, r)
 					}
 				})
@@ -333,7 +412,7 @@ func TestRateLimitFleet(t *testing.T) {
 	for i := range rlFleetCallers {
 		wg.Go(func() {
 			for n := 0; time.Now().Before(end); n++ {
-				r := f.get((i+n)%3, "fleet-rl", conns[(i/3)%3])
+				r := get((i+n)%3, conns[(i/3)%3])
 				if took := int64(r.recvd.Sub(r.sent)); took > slowest.Load() {
 					slowest.Store(took) // racy max, for the log only
 				}
@@ -352,25 +431,37 @@ func TestRateLimitFleet(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("%d requests failed in wait mode, e.g. %s; want none", len(failures), failures[0])
 	}
-	arr := up.times()
+	arr, ids := up.timesAndIDs()
 	if int64(len(arr)) != okN.Load()+int64(2*len(f.proxies)*len(conns)) {
 		t.Errorf("upstream saw %d requests, callers got %d answers after the warm-up; want each request upstream once", len(arr), okN.Load())
 	}
 	if len(arr) == 0 {
 		t.Fatal("the upstream saw no request")
 	}
-	spans := make([]rlSpan, len(arr))
+	spans := make([]rlSpan, 0, len(arr))
 	last := arr[0]
+	var widest time.Duration
 	for i, a := range arr {
-		spans[i] = rlSpan{a.Add(-forwardSlack), a}
 		if a.After(last) {
 			last = a
 		}
+		s, sentOK := sent[ids[i]]
+		w, waitOK := waits.get(ids[i])
+		if !sentOK || !waitOK {
+			t.Errorf("upstream arrival %d (X-Request-Id %q): sent known %v, wait logged %v; want both", i, ids[i], sentOK, waitOK)
+			continue
+		}
+		sp := rlSpan{s.Add(w), a}
+		if sp.to.Before(sp.from) {
+			t.Errorf("request %s reached the upstream %v after it was sent; want no sooner than its reported wait %v", ids[i], a.Sub(s), w)
+		}
+		widest = max(widest, sp.to.Sub(sp.from))
+		spans = append(spans, sp)
 	}
 	busiest := rlMaxIn(spans, time.Second)
 	if busiest > rlFleetRate+rlFleetBurst {
-		t.Errorf("the upstream saw %d requests in one second (%v window after the allowance); want at most %d; arrivals (ms): %s",
-			busiest, time.Second-forwardSlack, rlFleetRate+rlFleetBurst, rlOffsets(arr, start, 3*time.Second))
+		t.Errorf("%d requests had their slot in one second; want at most %d; arrivals (ms): %s",
+			busiest, rlFleetRate+rlFleetBurst, rlOffsets(arr, start, 3*time.Second))
 	}
 	// A sure bound over the whole run: every slot lies between the start and the last
 	// arrival, and GCRA admits at most burst + rate per second of that.
@@ -386,8 +477,8 @@ func TestRateLimitFleet(t *testing.T) {
 			t.Errorf("instance %d decided %v requests in-process; want all through Redis", i, n)
 		}
 	}
-	t.Logf("%d requests in %v (last arrival); busiest second %d surely, %d as arrived; slowest caller wait %v",
-		len(arr), last.Sub(start), busiest, rlMaxArrivals(arr, time.Second), time.Duration(slowest.Load()))
+	t.Logf("%d requests in %v (last arrival); busiest second %d surely, %d as arrived; widest slot span %v; slowest caller wait %v",
+		len(arr), last.Sub(start), busiest, rlMaxArrivals(arr, time.Second), widest, time.Duration(slowest.Load()))
 }
 
 // TestRateLimitUpstream429HoldOff: the upstream answers one 429 with Retry-After: 2. Seen by
@@ -500,12 +591,14 @@ func startRLRedis(t *testing.T) *rlRedis {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not on PATH (%v); this test runs one of its own. Install Redis (apt-get install redis-server)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The port stays unbound while the server is down (and before it first starts): freeAddr
+	// keeps it out of what the kernel gives other sockets meanwhile.
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	p, err := strconv.Atoi(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rlRedis{t: t, port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
+	s := &rlRedis{t: t, port: p}
 	s.Start()
 	t.Cleanup(s.Kill)
 	return s

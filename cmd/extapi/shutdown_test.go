@@ -266,7 +266,7 @@ func TestGracefulShutdown(t *testing.T) {
 // API, and extapi_connections follows the store.
 func TestMetricsWiring(t *testing.T) {
 	cfg := loadCfg(t, map[string]string{"EXTAPI_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "m.db"),
-		"EXTAPI_ADMIN_ADDR": "127.0.0.1:0", "EXTAPI_PROXY_ADDR": freeAddr(t), "EXTAPI_ADMIN_TOKEN": "metrics-wiring-token-0123456789",
+		"EXTAPI_ADMIN_ADDR": "127.0.0.1:0", "EXTAPI_PROXY_ADDR": "127.0.0.1:0", "EXTAPI_ADMIN_TOKEN": "metrics-wiring-token-0123456789",
 		"EXTAPI_DEV_DIR": t.TempDir()})
 	a, err := newApp(context.Background(), cfg, quietLog())
 	if err != nil {
