@@ -31,6 +31,8 @@ type webhookEventOut struct {
 	ReceivedAt     time.Time  `json:"received_at"`
 	NextAttemptAt  time.Time  `json:"next_attempt_at"`
 	DeliveredAt    *time.Time `json:"delivered_at"`
+	// PurgedAt is when retention emptied the payload: the event can no longer be redelivered.
+	PurgedAt *time.Time `json:"purged_at"`
 }
 
 func toWebhookEventOut(e *store.WebhookEvent) webhookEventOut {
@@ -40,6 +42,10 @@ func toWebhookEventOut(e *store.WebhookEvent) webhookEventOut {
 	if e.DeliveredAt != nil {
 		t := e.DeliveredAt.UTC()
 		out.DeliveredAt = &t
+	}
+	if e.PurgedAt != nil {
+		t := e.PurgedAt.UTC()
+		out.PurgedAt = &t
 	}
 	return out
 }
