@@ -224,8 +224,8 @@ func parseBaseURL(s string) (baseURL, error) {
 			return b, errors.New("base_url path: " + err.(*Error).Msg)
 		}
 	}
-	if err := checkQuery([]byte(u.RawQuery)); err != nil {
-		return b, errors.New("base_url query holds a byte that is not allowed")
+	if err := checkQuery([]byte(u.RawQuery)); err != nil || strings.ContainsRune(u.RawQuery, '\\') {
+		return b, errors.New("base_url query holds a byte that is not allowed (write a backslash as %5C)")
 	}
 	b.query = u.RawQuery
 	return b, nil
@@ -263,7 +263,8 @@ func withinBase(p []byte, base string) bool {
 	return len(p) == len(base) || p[len(base)] == '/'
 }
 
-// appendQuery appends the upstream query: the base URL's own, then the caller's as sent. When
+// appendQuery appends the upstream query: the base URL's own, then the caller's as sent (but a
+// backslash, which no URI may hold unencoded, goes as %5C: the same value once decoded). When
 // strip names the parameter the credential occupies, the caller's pairs with that key are
 // dropped (compared decoded and case-insensitively; pairs split on '&' and on ';', which some
 // servers also take as a separator), the other pairs kept with their separators.
@@ -275,7 +276,7 @@ func appendQuery(dst []byte, base string, q []byte, strip string) []byte {
 			if len(dst) > start {
 				dst = append(dst, '&')
 			}
-			dst = append(dst, q...)
+			dst = appendQueryBytes(dst, q)
 		}
 		return dst
 	}
@@ -291,13 +292,25 @@ func appendQuery(dst []byte, base string, q []byte, strip string) []byte {
 			if len(dst) > start {
 				dst = append(dst, sep)
 			}
-			dst = append(dst, pair...)
+			dst = appendQueryBytes(dst, pair)
 		}
 		if next != 0 {
 			sep = next
 		}
 	}
 	return dst
+}
+
+// appendQueryBytes appends q with each backslash percent-encoded.
+func appendQueryBytes(dst, q []byte) []byte {
+	for {
+		i := bytes.IndexByte(q, '\\')
+		if i < 0 {
+			return append(dst, q...)
+		}
+		dst = append(append(dst, q[:i]...), "%5C"...)
+		q = q[i+1:]
+	}
 }
 
 // keyIs reports whether the key of pair, percent- and '+'-decoded, equals name ignoring case.

@@ -148,6 +148,8 @@ func TestAppendQuery(t *testing.T) {
 		{"dropped however encoded or cased", "", "API%5Fkey=x&Api_Key=y&api_key&a=1", "api_key", "a=1"},
 		{"dropped after a semicolon", "", "a=1;api_key=x&b=2", "api_key", "a=1&b=2"},
 		{"a longer key stays", "", "api_keys=1&xapi_key=2", "api_key", "api_keys=1&xapi_key=2"},
+		{"a backslash is encoded", "", `a=\b\&c=\`, "", "a=%5Cb%5C&c=%5C"},
+		{"a backslash is encoded when stripping", "", `a=\b&api_key=x&c=d\`, "api_key", "a=%5Cb&c=d%5C"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
