@@ -14,19 +14,19 @@ import (
 // (decided one after the other, as separate calls would be, each getting its own result);
 // those of different Keys are pipelined. Each Take still costs at most one round trip.
 //
-// Every Take's deadline is its arrival plus the Limiter's timeout, so the first Take of a
-// queue has the earliest deadline: the queue gets one context with it (one timer per round
-// trip, not per Take), which bounds its round trip and every queued caller's wait.
+// A queued round trip is bounded by the latest deadline among its Takes (one timer per round
+// trip, not per Take), so that none of them loses its time to the round trip it queued behind.
+// A queued caller thus waits at most for the round trip in flight (which ends by its own, earlier
+// deadline) and then its own: under two timeouts in all.
 type batcher struct {
 	c     redis.UniversalClient
 	slack int64
 
-	mu    sync.Mutex
-	busy  bool // a round trip is in flight
-	queue []*pending
-	qctx  context.Context // the queue's: the deadline of its first Take
-	qstop context.CancelFunc
-	spare []*pending // the previous queue's array, reused
+	mu     sync.Mutex
+	busy   bool // a round trip is in flight
+	queue  []*pending
+	latest time.Time  // the latest deadline of the queued Takes
+	spare  []*pending // the previous queue's array, reused
 }
 
 // pending is one queued Take. The runner sets r or err and then signals done; the caller reads
@@ -37,13 +37,14 @@ type pending struct {
 	now, budge int64
 	r          result
 	err        error
-	done       chan struct{} // buffered: the runner never blocks on a caller gone
+	done       chan struct{}
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
-// take decides one Take through Redis, alone or with the others queued meanwhile, giving up
-// at deadline (or a little earlier, the deadline of the first Take queued with it).
+// take decides one Take through Redis, alone or with the others queued meanwhile. A Take sent
+// alone gives up at deadline; a queued one when its round trip's deadline (the latest of its
+// queue) passes.
 func (b *batcher) take(deadline time.Time, p *Policy, k *Key, now, budget int64) (result, error) {
 	b.mu.Lock()
 	if !b.busy {
@@ -57,28 +58,12 @@ func (b *batcher) take(deadline time.Time, p *Policy, k *Key, now, budget int64)
 	}
 	q := pendingPool.Get().(*pending)
 	q.p, q.k, q.now, q.budge = p, *k, now, budget
-	if len(b.queue) == 0 {
-		b.qctx, b.qstop = context.WithDeadline(context.Background(), deadline)
+	if deadline.After(b.latest) {
+		b.latest = deadline
 	}
 	b.queue = append(b.queue, q)
-	ctx := b.qctx
 	b.mu.Unlock()
-	return q.wait(ctx)
-}
-
-// wait returns q's decision once the runner signals it, or gives up when ctx (its queue's) is
-// done — unless q was decided just before the runner released ctx.
-func (q *pending) wait(ctx context.Context) (result, error) {
-	select {
-	case <-q.done:
-	case <-ctx.Done():
-		select {
-		case <-q.done:
-		default:
-			// The runner still holds q and will signal it; q is left to the garbage collector.
-			return result{}, context.DeadlineExceeded
-		}
-	}
+	<-q.done // the runner always signals, by its round trip's deadline
 	r, err := q.r, q.err
 	*q = pending{done: q.done}
 	pendingPool.Put(q)
@@ -89,34 +74,35 @@ func (q *pending) wait(ctx context.Context) (result, error) {
 // while it does) until the queue is empty; else the batcher is idle.
 func (b *batcher) handOff() {
 	b.mu.Lock()
-	q, ctx, stop := b.swap()
+	q, deadline := b.swap()
 	if q == nil {
 		b.busy = false
 		b.mu.Unlock()
 		return
 	}
 	b.mu.Unlock()
-	go b.run(q, ctx, stop)
+	go b.run(q, deadline)
 }
 
-// swap takes the queue and its context, nil if it is empty. b.mu is held.
-func (b *batcher) swap() ([]*pending, context.Context, context.CancelFunc) {
+// swap takes the queue and its latest deadline, nil if it is empty. b.mu is held.
+func (b *batcher) swap() ([]*pending, time.Time) {
 	if len(b.queue) == 0 {
-		return nil, nil, nil
+		return nil, time.Time{}
 	}
-	q, ctx, stop := b.queue, b.qctx, b.qstop
-	b.queue, b.spare, b.qctx, b.qstop = b.spare[:0], nil, nil, nil
-	return q, ctx, stop
+	q, deadline := b.queue, b.latest
+	b.queue, b.spare, b.latest = b.spare[:0], nil, time.Time{}
+	return q, deadline
 }
 
-func (b *batcher) run(q []*pending, ctx context.Context, stop context.CancelFunc) {
+func (b *batcher) run(q []*pending, deadline time.Time) {
 	for {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		b.send(ctx, q)
-		stop()
+		cancel()
 		clear(q)
 		b.mu.Lock()
 		b.spare = q[:0]
-		q, ctx, stop = b.swap()
+		q, deadline = b.swap()
 		if q == nil {
 			b.busy = false
 			b.mu.Unlock()
@@ -135,8 +121,7 @@ type group struct {
 }
 
 // send decides the Takes of q in one round trip (one more for the script calls that met
-// NOSCRIPT) within ctx, and signals every caller. Once ctx is done its callers have gone (or
-// are going): nothing is sent.
+// NOSCRIPT) within ctx, and signals every caller. With ctx done already, nothing is sent.
 func (b *batcher) send(ctx context.Context, q []*pending) {
 	if err := ctx.Err(); err != nil {
 		for _, t := range q {

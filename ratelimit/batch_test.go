@@ -57,23 +57,32 @@ func TestBatchedTakes(t *testing.T) {
 	}
 }
 
-// TestDecidedBeforeRelease: a queued Take decided just before its runner released the
-// queue's context gets its decision, not a timeout, however the two signals are picked up.
-func TestDecidedBeforeRelease(t *testing.T) {
-	for range 200 {
-		ctx, cancel := context.WithCancel(context.Background())
-		q := pendingPool.Get().(*pending)
-		q.r = result{allowed: true, remaining: 7}
-		q.done <- struct{}{} // the runner signals, then releases the queue's context
-		cancel()
-		if r, err := q.wait(ctx); err != nil || r != (result{allowed: true, remaining: 7}) {
-			t.Fatalf("wait() = %+v, %v; want the decision", r, err)
-		}
+// TestBatchedTakesDoNotFail: under sustained concurrent Takes (queues forming and being sent
+// back to back, two Policies and several Keys: shared script calls and pipelined groups), no
+// Take fails or falls back while Redis answers.
+func TestBatchedTakesDoNotFail(t *testing.T) {
+	t.Parallel()
+	l := NewRedis(newClient(t), Options{Timeout: testTimeout})
+	p, q := mustPolicy(t, oneWindow), mustPolicy(t, fourWindows)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			pol := p
+			if i%2 == 1 {
+				pol = q
+			}
+			k := pol.Key("k" + string(rune('a'+i%4)))
+			for range 300 {
+				if d, err := l.Take(ctx, pol, k); err != nil || !d.Allowed || d.Fallback {
+					t.Errorf("Take() = %+v, %v; want allowed, from Redis", d, err)
+					return
+				}
+			}
+		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	q := pendingPool.Get().(*pending)
-	if _, err := q.wait(ctx); err != context.DeadlineExceeded {
-		t.Fatalf("wait() on an undecided Take whose context is done = %v; want context.DeadlineExceeded", err)
+	wg.Wait()
+	if n := l.Failures(); n != 0 {
+		t.Errorf("%d Redis calls failed; want 0", n)
 	}
 }
