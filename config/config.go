@@ -268,8 +268,8 @@ func (c *Config) validate(keysFailed bool) []error {
 	checkRange(envCacheTTL, d.CacheTTL, MinCacheTTL, MaxCacheTTL, "1s..1h")
 	checkRange(envRedisTimeout, d.RedisTimeout, MinRedisTimeout, MaxRedisTimeout, "1ms..5s")
 	checkRange(envUpstreamTimeout, d.UpstreamTimeout, time.Millisecond, MaxUpstreamTimeout, "1ms..5m")
-	if d.MaxRequestBody < 0 {
-		add(envMaxRequestBody, "%d is negative (want a size such as 10MiB, or 0 for no limit)", d.MaxRequestBody)
+	if d.MaxRequestBody < 0 || int64(int(d.MaxRequestBody)) != d.MaxRequestBody {
+		add(envMaxRequestBody, "%d is out of range (want a size such as 10MiB, or 0 for no limit)", d.MaxRequestBody)
 	}
 	if d.BufferLimit < MinBufferLimit || d.BufferLimit > MaxBufferLimit {
 		add(envBufferLimit, "%d bytes is out of range (want 1KiB..64MiB)", d.BufferLimit)

@@ -183,6 +183,12 @@ func TestLoadEachVariable(t *testing.T) {
 					t.Errorf("got %d %d %d %v", c.MaxRequestBody, c.BufferLimit, c.MaxConnsPerHost, c.UpstreamTimeout)
 				}
 			}},
+		{"no request body limit", map[string]string{envMaxRequestBody: "0"},
+			func(t *testing.T, c *Config) {
+				if c.MaxRequestBody != 0 {
+					t.Errorf("got %d", c.MaxRequestBody)
+				}
+			}},
 		{"sizes in bytes and decimal units", map[string]string{envMaxRequestBody: "1000", envBufferLimit: "2MB"},
 			func(t *testing.T, c *Config) {
 				if c.MaxRequestBody != 1000 || c.BufferLimit != 2_000_000 {
@@ -272,6 +278,9 @@ func TestLoadErrors(t *testing.T) {
 		{"shutdown delay negative", map[string]string{envShutdownDelay: "-1s"}, []string{envShutdownDelay, "must not be negative"}},
 		{"shutdown delay too long", map[string]string{envShutdownDelay: "6m"}, []string{envShutdownDelay, "out of range (want 0..5m)"}},
 		{"size syntax", map[string]string{envMaxRequestBody: "ten megs"}, []string{`EXTAPI_MAX_REQUEST_BODY: invalid size "ten megs"`}},
+		{"size rounding to zero", map[string]string{envMaxRequestBody: "0.5"}, []string{envMaxRequestBody, `"0.5" is 0 bytes`}},
+		{"buffer limit zero", map[string]string{envBufferLimit: "0"}, []string{envBufferLimit, "want a positive size"}},
+		{"conns per host zero", map[string]string{envMaxConnsPerHost: "0"}, []string{envMaxConnsPerHost, "want 1..65535"}},
 		{"buffer limit too small", map[string]string{envBufferLimit: "10"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
 		{"buffer limit too large", map[string]string{envBufferLimit: "1GiB"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
 		{"conns per host", map[string]string{envMaxConnsPerHost: "many"}, []string{`EXTAPI_MAX_CONNS_PER_HOST: "many" is not an integer`}},

@@ -91,11 +91,20 @@ func durOrZero(p func(*Config) *time.Duration) func(*Config, string) error {
 
 // size parses a byte size: a plain number of bytes, or with a unit (KiB, MiB, GiB; KB, MB,
 // GB are powers of 1000), as go-humanize reads them.
-func size(p func(*Config) *int64) func(*Config, string) error {
+// A value that rounds to 0 bytes ("0.5") is refused: only "0" itself means 0, and only where
+// zeroOK (0 = no limit); elsewhere 0 is refused too (unset the variable for the default).
+func size(p func(*Config) *int64, zeroOK bool) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		n, err := humanize.ParseBytes(v)
 		if err != nil || n > math.MaxInt64 {
 			return fmt.Errorf("invalid size %q (want bytes, or a number with a unit such as 512KiB or 10MiB)", v)
+		}
+		switch {
+		case n == 0 && (v != "0" || !zeroOK):
+			if zeroOK {
+				return fmt.Errorf("%q is 0 bytes; write 0 for no limit, or a size such as 10MiB", v)
+			}
+			return fmt.Errorf("%q is 0 bytes (want a positive size; unset it for the default)", v)
 		}
 		*p(c) = int64(n)
 		return nil
@@ -159,14 +168,17 @@ var specs = []spec{
 	{Var{envUpstreamTimeout, DefaultUpstreamTimeout.String(), `an API's timeout when its timeout_ms is unset, 1ms..5m`},
 		dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
 	{Var{envMaxRequestBody, "0", `larger proxied request bodies get 413 (bytes, or 10MiB, 1GB …); 0 = no limit`},
-		size(func(c *Config) *int64 { return &c.MaxRequestBody })},
+		size(func(c *Config) *int64 { return &c.MaxRequestBody }, true)},
 	{Var{envBufferLimit, "1MiB", `request bodies up to this size are buffered so a retry can resend them, 1KiB..64MiB`},
-		size(func(c *Config) *int64 { return &c.BufferLimit })},
+		size(func(c *Config) *int64 { return &c.BufferLimit }, false)},
 	{Var{envMaxConnsPerHost, strconv.Itoa(DefaultMaxConnsPerHost), `connections to one upstream host, 1..65535`},
 		func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
 				return fmt.Errorf("%q is not an integer", v)
+			}
+			if n < 1 {
+				return fmt.Errorf("%d is out of range (want 1..65535; unset it for the default)", n)
 			}
 			c.MaxConnsPerHost = n
 			return nil

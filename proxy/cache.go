@@ -201,8 +201,12 @@ func (h *Handler) route(id []byte) (*connEntry, error) {
 	v, err, _ := h.cache.group.Do("c"+key, func() (any, error) {
 		// A load that finished between the lookup above and Do has stored the route: use it
 		// rather than reading the store again.
-		if e := h.cache.conn(id, h.now()); e != nil {
+		now := h.now()
+		if e := h.cache.conn(id, now); e != nil {
 			return e, nil
+		}
+		if h.cache.isMissing(id, now) {
+			return nil, errConnectionNotFound
 		}
 		return h.loadRoute(key)
 	})

@@ -45,6 +45,7 @@ func runServe(e env, args []string) int {
 		select {
 		case <-sigs:
 			close(hurry)
+			signal.Stop(sigs) // a third signal kills the process, as with no handler at all
 		case <-finished:
 		}
 	}()
