@@ -27,6 +27,8 @@ type APIMetrics struct {
 	upstream429      prometheus.Counter
 	tokenRefresh     [numRefreshResults]prometheus.Counter
 	gatewayErrors    codeSlots[prometheus.Counter]
+	// seen is the PruneAPIs pass during which a request was last recorded (or the handle made).
+	seen atomic.Uint64
 }
 
 func newAPIMetrics(m *Metrics, slug string) *APIMetrics {
@@ -38,6 +40,7 @@ func newAPIMetrics(m *Metrics, slug string) *APIMetrics {
 		rejected:        m.ratelimitRejected.WithLabelValues(slug),
 		upstream429:     m.upstream429.WithLabelValues(slug),
 	}
+	a.seen.Store(m.pass.Load())
 	for k := range numErrorKinds {
 		a.upstreamErrors[k] = m.upstreamErrors.WithLabelValues(slug, k.String())
 	}
@@ -67,6 +70,9 @@ func (a *APIMetrics) ObserveRequest(method Method, code int, d time.Duration) {
 	}
 	c.Inc()
 	a.requestDuration.Observe(d.Seconds())
+	if p := a.m.pass.Load(); a.seen.Load() != p { // a store once per pass, not per request
+		a.seen.Store(p)
+	}
 }
 
 // ObserveUpstream records one upstream attempt that got a response: its status code and

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -44,8 +45,9 @@ type Metrics struct {
 	apis     map[string]*APIMetrics
 	unknown  *APIMetrics
 	connSeen map[connKey]struct{}
-	// missing are the slugs PruneAPIs last found without a live API.
+	// missing are the slugs PruneAPIs last found without a live API; pass counts its calls.
 	missing map[string]bool
+	pass    atomic.Uint64
 }
 
 // New creates every series and registers them on reg. A nil reg registers nothing: the
@@ -174,20 +176,22 @@ func (m *Metrics) RemoveAPI(slug string) {
 
 // PruneAPIs drops the series of APIs that no longer exist; live lists the slug of every live
 // API (in any tenant or environment). A slug missing from live is dropped only when it was
-// missing from the previous call's list too, so that an API created while live was being read
+// missing from the previous call's list too and its handle recorded no request since that
+// call: an API created while live was being read, or a route still serving under an old slug,
 // keeps its series. It returns the slugs dropped, sorted.
 func (m *Metrics) PruneAPIs(live []string) []string {
 	keep := make(map[string]bool, len(live))
 	for _, s := range live {
 		keep[boundedLabel(s, UnknownAPI)] = true
 	}
+	pass := m.pass.Add(1) // requests recorded from now on are this pass's
 	m.mu.Lock()
 	var gone []string
 	missing := map[string]bool{}
-	for slug := range m.apis {
+	for slug, a := range m.apis {
 		switch {
 		case slug == UnknownAPI || keep[slug]:
-		case m.missing[slug]:
+		case m.missing[slug] && a.seen.Load()+1 < pass: // not used since the previous call
 			gone = append(gone, slug)
 		default:
 			missing[slug] = true

@@ -368,6 +368,17 @@ func TestPruneAPIs(t *testing.T) {
 	if got := m.PruneAPIs(nil); !reflect.DeepEqual(got, []string{"kept", "late"}) || series() != 1 {
 		t.Errorf("PruneAPIs = %v, %d series; want [kept late] dropped, only unknown left", got, series())
 	}
+	// A handle still recording (a cached route under a slug no list holds) is not dropped; once
+	// it has been idle for a whole pass, it is.
+	busy := m.API("busy")
+	m.PruneAPIs(nil)
+	busy.ObserveRequest(metrics.MethodGet, 200, time.Millisecond)
+	if got := m.PruneAPIs(nil); len(got) != 0 {
+		t.Errorf("PruneAPIs = %v; want nothing dropped (busy recorded since the previous call)", got)
+	}
+	if got := m.PruneAPIs(nil); !reflect.DeepEqual(got, []string{"busy"}) {
+		t.Errorf("PruneAPIs = %v; want [busy] dropped after a pass without requests", got)
+	}
 }
 
 // TestConcurrentRecording runs many goroutines through first use of the same label values;
