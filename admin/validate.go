@@ -193,19 +193,11 @@ func validateAuth(c *apiConfigFields[*string], set secretSet, u urlRule, p *prob
 		u.check(p, s+".redirect_uri", o.RedirectURI, false)
 		u.check(p, s+".success_redirect_url", o.SuccessRedirectURL, false)
 		list(p, s+".scopes", o.Scopes, true)
-		for _, k := range sortedKeys(o.AuthorizationParams) {
-			text(p, s+".authorization_params."+k, o.AuthorizationParams[k], maxURLLen, false)
-		}
+		params(p, s+".authorization_params", o.AuthorizationParams, nil)
 		if len(o.TokenParams) > 0 && o.GrantType != "client_credentials" {
 			p.add(s+".token_params", "only sent with grant_type client_credentials")
 		}
-		for _, k := range sortedKeys(o.TokenParams) {
-			if slices.Contains(reservedTokenParams, k) {
-				p.add(s+".token_params."+k, "is set by extapi itself")
-				continue
-			}
-			text(p, s+".token_params."+k, o.TokenParams[k], maxURLLen, false)
-		}
+		params(p, s+".token_params", o.TokenParams, reservedTokenParams)
 	case store.AuthOAuth1:
 		const s = "api_config.oauth1"
 		o := c.OAuth1
@@ -353,6 +345,30 @@ func need(p *problems, set secretSet, path, authType string) {
 }
 
 // text checks a plain string: length, valid text, no control characters.
+// maxParams bounds authorization_params and token_params.
+const maxParams = 32
+
+// params checks extra request parameters: at most maxParams, each key a non-empty name without
+// control characters and not one of reserved, each value text.
+func params(p *problems, path string, m map[string]string, reserved []string) {
+	if len(m) > maxParams {
+		p.add(path, fmt.Sprintf("more than %d parameters", maxParams))
+		return
+	}
+	for _, k := range sortedKeys(m) {
+		switch {
+		case k == "":
+			p.add(path, "a parameter name is empty")
+		case utf8.RuneCountInString(k) > maxShortLen || strings.IndexFunc(k, unicode.IsControl) >= 0:
+			p.add(path, fmt.Sprintf("parameter name %q is too long or holds control characters", k))
+		case slices.Contains(reserved, k):
+			p.add(path+"."+k, "is set by extapi itself")
+		default:
+			text(p, path+"."+k, m[k], maxURLLen, false)
+		}
+	}
+}
+
 func text(p *problems, path, v string, max int, required bool) {
 	switch {
 	case v == "":

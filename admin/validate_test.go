@@ -112,6 +112,8 @@ func TestValidateAPI(t *testing.T) {
 		{"token params reserved", set(set(set(fb, "api_config.oauth2.authorization_url", nil), "api_config.oauth2.grant_type", "client_credentials"),
 			"api_config.oauth2.token_params", map[string]any{"client_id": "other", "audience": "a\nb"}),
 			[]string{"api_config.oauth2.token_params.client_id", "api_config.oauth2.token_params.audience"}},
+		{"params with an empty name", set(fb, "api_config.oauth2.authorization_params", map[string]any{"": "x"}),
+			[]string{"api_config.oauth2.authorization_params"}},
 		{"webhook url missing", set(fb, "api_config.webhook.url", nil), []string{"api_config.webhook.url"}},
 		{"webhook forward_url http", set(fb, "api_config.webhook.forward_url", "http://internal.svc/hook"), []string{"api_config.webhook.forward_url"}},
 		{"webhook scheme unknown", set(fb, "api_config.webhook.scheme", "md5"), []string{"api_config.webhook.scheme"}},
