@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,46 +31,8 @@ func TestKeyChangeReachesEveryInstance(t *testing.T) {
 		"EXTAPI_PROXY_ADDR":      "127.0.0.1:0",
 		"EXTAPI_CACHE_TTL":       cacheTTL.String(),
 	}
-	var apps [2]*app
-	for i := range apps {
-		a, err := newApp(context.Background(), loadCfg(t, vars), quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.start(); err != nil {
-			t.Fatal(err)
-		}
-		defer a.shutdown(context.Background())
-		apps[i] = a
-	}
-	a, b := apps[0], apps[1]
-
-	admin := func(method, path string, body any, want int) map[string]any {
-		t.Helper()
-		j, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, "http://"+a.adminLn.Addr().String()+path, bytes.NewReader(j))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		raw, _ := io.ReadAll(resp.Body)
-		json.Unmarshal(raw, &out)
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s = %d %s; want %d", method, path, resp.StatusCode, raw, want)
-		}
-		return out
-	}
-	created := admin("POST", "/admin/external-apis", map[string]any{
-		"name": "Keyed", "slug": "keyed", "category": "other", "provider": "keyed",
-		"api_config": map[string]any{"base_url": up.URL, "auth_type": "api_key", "api_key": map[string]any{"key": "key-1"}},
-	}, http.StatusCreated)
-	apiID := created["external_api"].(map[string]any)["id"].(string)
-	conn := admin("POST", "/admin/external-apis/"+apiID+"/connections", map[string]any{"connection_name": "c"}, http.StatusCreated)
-	connID := conn["connection"].(map[string]any)["id"].(string)
+	a, b := startApp(t, vars, nil), startApp(t, vars, nil)
+	apiID, connID := createKeyedAPI(t, a, adminToken, "keyed", up.URL, "key-1")
 
 	viaB := func() string {
 		resp, err := http.Get("http://" + b.proxyLn.Addr().String() + "/keyed/" + connID + "/x")
@@ -88,7 +47,7 @@ func TestKeyChangeReachesEveryInstance(t *testing.T) {
 		t.Fatalf("B sent %q; want key-1", got)
 	}
 
-	admin("PATCH", "/admin/external-apis/"+apiID, map[string]any{"api_config": map[string]any{"api_key": map[string]any{"key": "key-2"}}}, http.StatusOK)
+	adminCall(t, a, adminToken, "PATCH", "/admin/external-apis/"+apiID, map[string]any{"api_config": map[string]any{"api_key": map[string]any{"key": "key-2"}}}, http.StatusOK)
 	changed := time.Now()
 	for {
 		got := viaB()

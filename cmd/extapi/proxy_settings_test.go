@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +25,7 @@ func TestProxySettings(t *testing.T) {
 	defer up.Close()
 	defer close(release)
 	const adminToken = "settings-test-admin-token-0123"
-	a, err := newApp(context.Background(), loadCfg(t, map[string]string{
+	a := startApp(t, map[string]string{
 		"EXTAPI_DATABASE_URL":     "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
 		"EXTAPI_ENCRYPTION_KEYS":  "1:" + key(t),
 		"EXTAPI_ADMIN_TOKEN":      adminToken,
@@ -35,40 +33,8 @@ func TestProxySettings(t *testing.T) {
 		"EXTAPI_PROXY_ADDR":       "127.0.0.1:0",
 		"EXTAPI_MAX_REQUEST_BODY": "1KiB",
 		"EXTAPI_UPSTREAM_TIMEOUT": "300ms",
-	}), quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer a.shutdown(context.Background())
-
-	call := func(path string, body any) map[string]any {
-		t.Helper()
-		j, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", "http://"+a.adminLn.Addr().String()+path, bytes.NewReader(j))
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST %s = %d %s; want 201", path, resp.StatusCode, raw)
-		}
-		var out map[string]any
-		json.Unmarshal(raw, &out)
-		return out
-	}
-	created := call("/admin/external-apis", map[string]any{
-		"name": "s", "slug": "s", "category": "other", "provider": "s",
-		"api_config": map[string]any{"base_url": up.URL, "auth_type": "api_key", "api_key": map[string]any{"key": "k"}},
-	})
-	apiID := created["external_api"].(map[string]any)["id"].(string)
-	connID := call("/admin/external-apis/"+apiID+"/connections", map[string]any{"connection_name": "c"})["connection"].(map[string]any)["id"].(string)
+	}, nil)
+	_, connID := createKeyedAPI(t, a, adminToken, "s", up.URL, "k")
 	base := "http://" + a.proxyLn.Addr().String() + "/s/" + connID
 
 	post := func(path string, n int) (int, string) {

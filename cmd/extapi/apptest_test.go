@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// startApp runs an app in the test process, as serve does, until the test ends.
+func startApp(t *testing.T, vars map[string]string, tweak func(a *app)) *app {
+	t.Helper()
+	a, err := newApp(context.Background(), loadCfg(t, vars), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(a)
+	}
+	if err := a.start(); err != nil {
+		a.shutdown(context.Background())
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.shutdown(context.Background()) })
+	return a
+}
+
+// adminCall sends a JSON request to a's management API with token and fails the test unless the
+// answer has status want; it returns the decoded body.
+func adminCall(t *testing.T, a *app, token, method, path string, body any, want int) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, "http://"+a.adminLn.Addr().String()+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s = %d %s; want %d", method, path, resp.StatusCode, raw, want)
+	}
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	return out
+}
+
+// createKeyedAPI creates an api_key API of slug on base and one connection of it, through a's
+// management API, and returns their ids.
+func createKeyedAPI(t *testing.T, a *app, token, slug, base, key string) (apiID, connID string) {
+	t.Helper()
+	created := adminCall(t, a, token, "POST", "/admin/external-apis", map[string]any{
+		"name": slug, "slug": slug, "category": "other", "provider": slug,
+		"api_config": map[string]any{"base_url": base, "auth_type": "api_key", "api_key": map[string]any{"key": key}},
+	}, http.StatusCreated)
+	apiID = created["external_api"].(map[string]any)["id"].(string)
+	conn := adminCall(t, a, token, "POST", "/admin/external-apis/"+apiID+"/connections", map[string]any{"connection_name": "c"}, http.StatusCreated)
+	return apiID, conn["connection"].(map[string]any)["id"].(string)
+}
