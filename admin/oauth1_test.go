@@ -1,13 +1,10 @@
 package admin_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/extapi/extapi/admin"
 	"github.com/extapi/extapi/oauth"
@@ -19,20 +16,13 @@ import (
 // o1Env is an admin server with the OAuth 1.0a flow, a provider (oauth1test: its own
 // implementation of RFC 5849 verifies every signed request) and an API of that provider.
 type o1Env struct {
-	*env
+	*flowEnv // its clock is the connector's
 	provider *oauth1test.Server
-	apiID    string
-	mu       sync.Mutex
-	now      time.Time // the connector's clock
 }
-
-func (o *o1Env) clock() time.Time { o.mu.Lock(); defer o.mu.Unlock(); return o.now }
-
-func (o *o1Env) advance(d time.Duration) { o.mu.Lock(); o.now = o.now.Add(d); o.mu.Unlock() }
 
 func newO1Env(t *testing.T, st *store.Store) *o1Env {
 	t.Helper()
-	o := &o1Env{now: time.Now().UTC().Truncate(time.Second)}
+	o := &o1Env{flowEnv: newFlowEnv()}
 	key, sec := newSecret("consumer-key"), newSecret("consumer-secret")
 	o.provider = oauth1test.NewServer(oauth1test.Options{ConsumerKey: key, ConsumerSecret: sec})
 	t.Cleanup(o.provider.Close)
@@ -90,13 +80,6 @@ func (o *o1Env) callback(rawQuery string) *resp {
 	return o.do("GET", "/admin/external-apis/"+o.apiID+"/oauth1/callback?"+rawQuery, "", nil)
 }
 
-func (o *o1Env) connectionCount(t *testing.T) float64 {
-	t.Helper()
-	r := o.do("GET", "/admin/external-apis/"+o.apiID+"/connections", o.boot, nil).want(t, http.StatusOK)
-	n, _ := r.get("count").(float64)
-	return n
-}
-
 func TestOAuth1ConnectFlowEndToEnd(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
@@ -140,23 +123,8 @@ func TestOAuth1ConnectFlowEndToEnd(t *testing.T) {
 		if strings.Contains(string(r.raw), token) || strings.Contains(string(r.raw), tokenSecret) {
 			t.Errorf("callback answer %s holds a token credential", r.raw)
 		}
-		evs := o.audits(id)
-		if len(evs) != 1 {
-			t.Fatalf("audit events of the connection = %v; want 1", evs)
-		}
-		ev, _ := json.Marshal(evs[0])
-		if !strings.Contains(string(ev), `"action":"connection.create"`) || !strings.Contains(string(ev), `"actor":"editor-`) {
-			t.Errorf("audit event = %s; want connection.create by the editor token that started the flow", ev)
-		}
-
-		// A replayed callback creates nothing.
-		r = o.callback(back.RawQuery).want(t, http.StatusConflict)
-		if r.str("error.code") != "oauth1_token_used" {
-			t.Errorf("replayed callback = %s; want oauth1_token_used", r.raw)
-		}
-		if n := o.connectionCount(t); n != 1 {
-			t.Errorf("connections = %v; want 1", n)
-		}
+		o.checkCreatedByEditor(t, id)
+		o.checkReplayRefused(t, o.callback(back.RawQuery), "oauth1_token_used")
 		if n := o.provider.Count("access_token"); n != 1 {
 			t.Errorf("access token requests = %d; want 1", n)
 		}

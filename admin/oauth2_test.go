@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,20 +18,13 @@ import (
 // o2Env is an admin server with the OAuth 2.0 flow and refresher, a provider (oauth2test: RFC
 // 6749 with PKCE, rotating refresh tokens) and an API of that provider.
 type o2Env struct {
-	*env
+	*flowEnv // its clock is the connector's and the refresher's
 	provider *oauth2test.Server
-	apiID    string
-	mu       sync.Mutex
-	now      time.Time // the connector's and refresher's clock
 }
-
-func (o *o2Env) clock() time.Time { o.mu.Lock(); defer o.mu.Unlock(); return o.now }
-
-func (o *o2Env) advance(d time.Duration) { o.mu.Lock(); o.now = o.now.Add(d); o.mu.Unlock() }
 
 func newO2Env(t *testing.T, st *store.Store, oauth2 map[string]any) *o2Env {
 	t.Helper()
-	o := &o2Env{now: time.Now().UTC().Truncate(time.Second)}
+	o := &o2Env{flowEnv: newFlowEnv()}
 	// The client id is sealed at rest like every credential, but it is public by design (RFC
 	// 6749 §2.2): the authorization URL carries it. So it is not registered as a secret here.
 	id, sec := "client-"+store.NewID(""), newSecret("client-secret")
@@ -70,13 +62,6 @@ func (o *o2Env) start(t *testing.T, token, query string) string {
 
 func (o *o2Env) callback(rawQuery string) *resp {
 	return o.do("GET", "/admin/external-apis/"+o.apiID+"/oauth/callback?"+rawQuery, "", nil)
-}
-
-func (o *o2Env) connectionCount(t *testing.T) float64 {
-	t.Helper()
-	r := o.do("GET", "/admin/external-apis/"+o.apiID+"/connections", o.boot, nil).want(t, http.StatusOK)
-	n, _ := r.get("count").(float64)
-	return n
 }
 
 // connect runs the whole flow and returns the new connection's id.
@@ -133,23 +118,8 @@ func TestOAuth2ConnectFlowEndToEnd(t *testing.T) {
 		if !o.provider.AccessValid(access) || !strings.HasPrefix(refresh, "rt_") {
 			t.Errorf("stored tokens = %q, %q; want the provider's", access, refresh)
 		}
-		evs := o.audits(id)
-		if len(evs) != 1 {
-			t.Fatalf("audit events of the connection = %v; want 1", evs)
-		}
-		ev, _ := json.Marshal(evs[0])
-		if !strings.Contains(string(ev), `"action":"connection.create"`) || !strings.Contains(string(ev), `"actor":"editor-`) {
-			t.Errorf("audit event = %s; want connection.create by the editor token that started the flow", ev)
-		}
-
-		// A replayed callback creates nothing.
-		r = o.callback(back.RawQuery).want(t, http.StatusConflict)
-		if r.str("error.code") != "oauth2_state_used" {
-			t.Errorf("replayed callback = %s; want oauth2_state_used", r.raw)
-		}
-		if n := o.connectionCount(t); n != 1 {
-			t.Errorf("connections = %v; want 1", n)
-		}
+		o.checkCreatedByEditor(t, id)
+		o.checkReplayRefused(t, o.callback(back.RawQuery), "oauth2_state_used")
 		if n := o.provider.Hits("authorization_code"); n != 1 {
 			t.Errorf("code exchanges = %d; want 1", n)
 		}
