@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -103,25 +102,10 @@ func TestOAuth1RequestConsumedOnceConcurrently(t *testing.T) {
 		if err := s.CreateOAuth1Request(c, r); err != nil {
 			t.Fatal(err)
 		}
-		const n = 8
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Go(func() { _, errs[i] = s.ConsumeOAuth1Request(c, "race", a.ID, time.Now()) })
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, store.ErrRequestTokenUsed):
-				t.Errorf("ConsumeOAuth1Request() = %v; want nil or ErrRequestTokenUsed", err)
-			}
-		}
-		if ok != 1 {
-			t.Errorf("successful consumes = %d; want exactly 1", ok)
-		}
+		consumedOnce(t, "ConsumeOAuth1Request", store.ErrRequestTokenUsed, func() error {
+			_, err := s.ConsumeOAuth1Request(c, "race", a.ID, time.Now())
+			return err
+		})
 	})
 }
 

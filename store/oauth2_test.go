@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,25 +83,10 @@ func TestOAuth2StateConsumedOnceConcurrently(t *testing.T) {
 		if err := s.CreateOAuth2State(c, &store.OAuth2State{ID: "race", ExternalAPIID: a.ID, ExpiresAt: time.Now().Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
-		const n = 8
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		for i := range n {
-			wg.Go(func() { _, errs[i] = s.ConsumeOAuth2State(c, "race", time.Now()) })
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				ok++
-			case !errors.Is(err, store.ErrStateUsed):
-				t.Errorf("ConsumeOAuth2State() = %v; want nil or ErrStateUsed", err)
-			}
-		}
-		if ok != 1 {
-			t.Errorf("successful consumes = %d; want exactly 1", ok)
-		}
+		consumedOnce(t, "ConsumeOAuth2State", store.ErrStateUsed, func() error {
+			_, err := s.ConsumeOAuth2State(c, "race", time.Now())
+			return err
+		})
 	})
 }
 

@@ -626,3 +626,27 @@ func TestConcurrentWritersSQLite(t *testing.T) {
 		t.Errorf("rows = %d; want 40", n)
 	}
 }
+
+// consumedOnce runs consume from 8 goroutines at once: exactly one succeeds, the others get used.
+func consumedOnce(t *testing.T, name string, used error, consume func() error) {
+	t.Helper()
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = consume() })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, used):
+			t.Errorf("%s() = %v; want nil or %v", name, err, used)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("successful %s calls = %d; want exactly 1", name, ok)
+	}
+}
