@@ -2,9 +2,9 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: test fmt-check vet build-static race fuzz fuzz-short build run bench
+.PHONY: test fmt-check vet build-static race allocs fuzz fuzz-short build run bench
 
-test: fmt-check vet build-static race fuzz-short
+test: fmt-check vet build-static race allocs fuzz-short
 
 build-static:
 	CGO_ENABLED=0 $(GO) build ./...
@@ -23,6 +23,11 @@ vet:
 
 race:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# The allocation tests are built only without -race (it allocates); their names contain Alloc
+# (cmd/extapi TestAllocTestsRunInCI holds that).
+allocs:
+	$(GO) test -count=1 -run 'Alloc' $(PKGS)
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/extapi ./cmd/extapi
