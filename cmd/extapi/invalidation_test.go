@@ -62,5 +62,11 @@ func TestKeyChangeReachesEveryInstance(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling for a condition, not a fixed wait
 	}
-	t.Logf("B used the changed key after %v", time.Since(changed))
+	// The figure: within a second. Measured here in milliseconds (2–13 ms typical); the
+	// loop above waits longer only to report how late a slow one was.
+	if d := time.Since(changed); d > time.Second {
+		t.Errorf("B used the changed key after %v; want within 1s", d)
+	} else {
+		t.Logf("B used the changed key after %v", d)
+	}
 }
