@@ -64,8 +64,10 @@ type Config struct {
 	// "sqlite://PATH" and "file:PATH" are not accepted. DefaultDatabaseURL ("sqlite:extapi.db") is
 	// used if empty.
 	DatabaseURL string
-	// RedisURL (EXTAPI_REDIS_URL): redis://HOST:PORT[/DB] or rediss://… (TLS). Empty means
-	// single-instance mode (no shared cache, locks or rate limits).
+	// RedisURL (EXTAPI_REDIS_URL): redis://HOST:PORT[/DB] or rediss://… (TLS); with
+	// ?master_name=NAME the hosts are Sentinels, with ?cluster=true (or more nodes as
+	// ?addr=HOST:PORT) Cluster seed nodes. Empty means single-instance mode (no shared cache,
+	// locks or rate limits).
 	RedisURL string
 	// ProxyAddr (EXTAPI_PROXY_ADDR): HOST:PORT the proxy listens on. DefaultProxyAddr
 	// ("127.0.0.1:8080") is used if empty.
@@ -429,9 +431,31 @@ func checkRedisURL(s string) string {
 	if u.Host == "" {
 		return "missing host (" + want + ")"
 	}
-	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+	db := strings.TrimPrefix(u.Path, "/")
+	if db != "" {
 		if _, err := strconv.ParseUint(db, 10, 31); err != nil {
 			return "path must be a database number, as in redis://HOST:PORT/0"
+		}
+	}
+	// Sentinel (?master_name=NAME) and Cluster (?cluster=true, or more nodes as ?addr=HOST:PORT).
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "the query does not parse"
+	}
+	sentinel, cluster := q.Has("master_name"), q.Has("cluster") || (q.Has("addr") && !q.Has("master_name"))
+	switch {
+	case sentinel && q.Get("master_name") == "":
+		return "master_name is empty (want ?master_name=NAME, the master the sentinels monitor)"
+	case q.Has("cluster") && q.Get("cluster") != "true":
+		return "cluster must be true (or leave it out)"
+	case sentinel && q.Has("cluster"):
+		return "master_name (Sentinel) and cluster cannot go together"
+	case cluster && db != "":
+		return "a Cluster has no database number: leave the path out"
+	}
+	for _, a := range q["addr"] {
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return fmt.Sprintf("addr %q is not HOST:PORT", a)
 		}
 	}
 	return ""

@@ -92,6 +92,18 @@ func TestLoadEachVariable(t *testing.T) {
 					t.Errorf("dialect %q path %q", c.Dialect(), c.SQLitePath())
 				}
 			}},
+		{"redis sentinel URL", map[string]string{envRedisURL: "redis://s1:26379/0?master_name=mymaster&addr=s2:26379&addr=s3:26379"},
+			func(t *testing.T, c *Config) {
+				if c.RedisURL == "" {
+					t.Error("RedisURL not set")
+				}
+			}},
+		{"redis cluster URL", map[string]string{envRedisURL: "redis://n1:6379?addr=n2:6379&addr=n3:6379"},
+			func(t *testing.T, c *Config) {
+				if c.RedisURL == "" {
+					t.Error("RedisURL not set")
+				}
+			}},
 		{"redis URL", map[string]string{envRedisURL: "rediss://:pw@cache:6380/2"},
 			func(t *testing.T, c *Config) {
 				if c.RedisURL != "rediss://:pw@cache:6380/2" {
@@ -250,6 +262,11 @@ func TestLoadErrors(t *testing.T) {
 		{"redis no scheme", map[string]string{envRedisURL: "cache:6379"}, []string{envRedisURL, "missing scheme"}},
 		{"redis no host", map[string]string{envRedisURL: "redis://"}, []string{envRedisURL, "missing host"}},
 		{"redis bad db", map[string]string{envRedisURL: "redis://cache/x"}, []string{envRedisURL, "database number"}},
+		{"redis sentinel without name", map[string]string{envRedisURL: "redis://s1:26379/0?master_name="}, []string{envRedisURL, "master_name is empty"}},
+		{"redis cluster flag", map[string]string{envRedisURL: "redis://n1:6379?cluster=yes"}, []string{envRedisURL, "cluster must be true"}},
+		{"redis sentinel and cluster", map[string]string{envRedisURL: "redis://n1:6379?cluster=true&master_name=m"}, []string{envRedisURL, "cannot go together"}},
+		{"redis cluster with db", map[string]string{envRedisURL: "redis://n1:6379/2?addr=n2:6379"}, []string{envRedisURL, "no database number"}},
+		{"redis addr without port", map[string]string{envRedisURL: "redis://s1:26379?master_name=m&addr=s2"}, []string{envRedisURL, `addr "s2" is not HOST:PORT`}},
 		{"addr without port", map[string]string{envProxyAddr: "localhost"}, []string{envProxyAddr, "is not HOST:PORT"}},
 		{"addr port range", map[string]string{envAdminAddr: ":70000"}, []string{envAdminAddr, `port "70000" must be a number 0-65535`}},
 		{"addr named port", map[string]string{envWebhookAddr: ":http"}, []string{envWebhookAddr, "must be a number"}},

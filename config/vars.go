@@ -115,7 +115,7 @@ func size(p func(*Config) *int64, zeroOK bool) func(*Config, string) error {
 var specs = []spec{
 	{Var{envDatabaseURL, DefaultDatabaseURL, `database: postgres://… / postgresql://… or sqlite:PATH`},
 		str(func(c *Config) *string { return &c.DatabaseURL })},
-	{Var{envRedisURL, "", `redis://HOST:PORT or rediss://…; empty = single-instance mode`},
+	{Var{envRedisURL, "", `redis://HOST:PORT[/DB] or rediss://…; ?master_name=NAME for Sentinel, ?cluster=true or ?addr=HOST:PORT for Cluster; empty = single-instance mode`},
 		str(func(c *Config) *string { return &c.RedisURL })},
 	{Var{envProxyAddr, DefaultProxyAddr, `HOST:PORT the proxy listens on`},
 		str(func(c *Config) *string { return &c.ProxyAddr })},

@@ -40,7 +40,7 @@ type app struct {
 	proxy    *proxy.Handler
 	proxyLn  net.Listener
 	proxySrv *fasthttp.Server
-	redis    *redis.Client // nil without EXTAPI_REDIS_URL
+	redis    redis.UniversalClient // nil without EXTAPI_REDIS_URL
 
 	oauth2 oauth2Parts
 

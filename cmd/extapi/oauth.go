@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
@@ -18,7 +17,7 @@ var (
 	_ oauth.ConnectionStore = (*store.Store)(nil)
 	_ oauth.StateStore      = (*store.Store)(nil)
 	_ oauth.Sealer          = (*vault.Keyring)(nil)
-	_ oauth.RedisClient     = (*redis.Client)(nil)
+	_ oauth.RedisClient     = (redis.UniversalClient)(nil)
 	_ proxy.TokenSource     = (*oauth.Refresher)(nil)
 	_ admin.OAuth2Flow      = (*oauth.Connector)(nil)
 	_ admin.TokenRefresher  = (*oauth.Refresher)(nil)
@@ -81,16 +80,16 @@ func (a *app) stopOAuth2() {
 	<-a.oauth2.done
 }
 
-// redisClient is the process's one Redis client (rate limits, refresh locks), made on first use.
-func (a *app) redisClient() (*redis.Client, error) {
+// redisClient is the process's one Redis client (rate limits, refresh locks), made on first use:
+// one server, Sentinel or Cluster, as EXTAPI_REDIS_URL says (newRedisClient).
+func (a *app) redisClient() (redis.UniversalClient, error) {
 	if a.redis != nil {
 		return a.redis, nil
 	}
-	ro, err := redis.ParseURL(a.cfg.RedisURL)
+	c, err := newRedisClient(a.cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: EXTAPI_REDIS_URL does not parse", errConfig) // the URL may hold a password
+		return nil, err
 	}
-	ro.ContextTimeoutEnabled = true
-	a.redis = redis.NewClient(ro)
+	a.redis = c
 	return a.redis, nil
 }
