@@ -34,6 +34,9 @@ const (
 	DefaultUpstreamTimeout = 30 * time.Second
 	DefaultBufferLimit     = 1 << 20
 	DefaultMaxConnsPerHost = 512
+	DefaultRefreshSkew     = 60 * time.Second
+	DefaultRefreshHorizon  = 10 * time.Minute
+	DefaultWebhookMaxBody  = 1 << 20
 )
 
 // Bounds checked by Validate.
@@ -44,6 +47,8 @@ const (
 	MinBufferLimit     = 1 << 10
 	MaxBufferLimit     = 64 << 20
 	MaxConnsPerHost    = 65535
+	MaxRefreshSkew     = time.Hour
+	MaxRefreshHorizon  = 24 * time.Hour
 	MinCacheTTL        = time.Second
 	MaxCacheTTL        = time.Hour
 	MinRedisTimeout    = time.Millisecond
@@ -131,6 +136,16 @@ type Config struct {
 	// MaxConnsPerHost (EXTAPI_MAX_CONNS_PER_HOST): connections to one upstream host; 1..65535.
 	// DefaultMaxConnsPerHost (512) is used if zero.
 	MaxConnsPerHost int
+	// RefreshSkew (EXTAPI_OAUTH2_REFRESH_SKEW): an OAuth 2.0 access token expiring within it is
+	// refreshed before the request is sent; 1s..1h. DefaultRefreshSkew (60s) is used if zero.
+	RefreshSkew time.Duration
+	// RefreshHorizon (EXTAPI_OAUTH2_REFRESH_HORIZON): the background refresher renews tokens
+	// expiring within it (one pass a minute); above the skew, up to 24h. DefaultRefreshHorizon
+	// (10m) is used if zero.
+	RefreshHorizon time.Duration
+	// WebhookMaxBody (EXTAPI_WEBHOOK_MAX_BODY): larger inbound webhook bodies get 413;
+	// 1KiB..64MiB. DefaultWebhookMaxBody (1MiB) is used if zero.
+	WebhookMaxBody int64
 	// AccessLog (EXTAPI_ACCESS_LOG): "on", "off", or "sample:N" (log 1 request in N, N >= 1).
 	// DefaultAccessLog ("on") is used if empty. See AccessLogEvery.
 	AccessLog string
@@ -168,6 +183,11 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxConnsPerHost == 0 {
 		c.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	setDuration(&c.RefreshSkew, DefaultRefreshSkew)
+	setDuration(&c.RefreshHorizon, DefaultRefreshHorizon)
+	if c.WebhookMaxBody == 0 {
+		c.WebhookMaxBody = DefaultWebhookMaxBody
 	}
 	if c.EncryptionActiveKey == 0 {
 		c.EncryptionActiveKey = c.highestVersion()
@@ -275,6 +295,15 @@ func (c *Config) validate(keysFailed bool) []error {
 	}
 	if d.BufferLimit < MinBufferLimit || d.BufferLimit > MaxBufferLimit {
 		add(envBufferLimit, "%d bytes is out of range (want 1KiB..64MiB)", d.BufferLimit)
+	}
+	checkRange(envRefreshSkew, d.RefreshSkew, time.Second, MaxRefreshSkew, "1s..1h")
+	checkRange(envRefreshHorizon, d.RefreshHorizon, time.Second, MaxRefreshHorizon, "up to 24h")
+	if d.RefreshHorizon <= d.RefreshSkew && d.RefreshSkew > 0 {
+		add(envRefreshHorizon, "%s is not above %s (%s): the background refresher would leave every refresh to requests",
+			d.RefreshHorizon, envRefreshSkew, d.RefreshSkew)
+	}
+	if d.WebhookMaxBody < MinBufferLimit || d.WebhookMaxBody > MaxBufferLimit {
+		add(envWebhookMaxBody, "%d bytes is out of range (want 1KiB..64MiB)", d.WebhookMaxBody)
 	}
 	if d.MaxConnsPerHost < 1 || d.MaxConnsPerHost > MaxConnsPerHost {
 		add(envMaxConnsPerHost, "%d is out of range (want 1..65535)", d.MaxConnsPerHost)

@@ -57,6 +57,9 @@ func TestLoadDefaults(t *testing.T) {
 		UpstreamTimeout: 30 * time.Second,
 		BufferLimit:     1 << 20,
 		MaxConnsPerHost: 512,
+		RefreshSkew:     time.Minute,
+		RefreshHorizon:  10 * time.Minute,
+		WebhookMaxBody:  1 << 20,
 		AccessLog:       "on",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -195,6 +198,12 @@ func TestLoadEachVariable(t *testing.T) {
 					t.Errorf("got %d %d %d %v", c.MaxRequestBody, c.BufferLimit, c.MaxConnsPerHost, c.UpstreamTimeout)
 				}
 			}},
+		{"oauth2 refresh and webhook body", map[string]string{envRefreshSkew: "2m", envRefreshHorizon: "30m", envWebhookMaxBody: "256KiB"},
+			func(t *testing.T, c *Config) {
+				if c.RefreshSkew != 2*time.Minute || c.RefreshHorizon != 30*time.Minute || c.WebhookMaxBody != 256<<10 {
+					t.Errorf("got %v %v %d", c.RefreshSkew, c.RefreshHorizon, c.WebhookMaxBody)
+				}
+			}},
 		{"no request body limit", map[string]string{envMaxRequestBody: "0"},
 			func(t *testing.T, c *Config) {
 				if c.MaxRequestBody != 0 {
@@ -298,6 +307,9 @@ func TestLoadErrors(t *testing.T) {
 		{"size rounding to zero", map[string]string{envMaxRequestBody: "0.5"}, []string{envMaxRequestBody, `"0.5" is 0 bytes`}},
 		{"buffer limit zero", map[string]string{envBufferLimit: "0"}, []string{envBufferLimit, "want a positive size"}},
 		{"conns per host zero", map[string]string{envMaxConnsPerHost: "0"}, []string{envMaxConnsPerHost, "want 1..65535"}},
+		{"horizon not above skew", map[string]string{envRefreshSkew: "5m", envRefreshHorizon: "5m"}, []string{envRefreshHorizon, "is not above EXTAPI_OAUTH2_REFRESH_SKEW"}},
+		{"skew too long", map[string]string{envRefreshSkew: "2h", envRefreshHorizon: "3h"}, []string{envRefreshSkew, "out of range (want 1s..1h)"}},
+		{"webhook body too large", map[string]string{envWebhookMaxBody: "100MiB"}, []string{envWebhookMaxBody, "out of range"}},
 		{"buffer limit too small", map[string]string{envBufferLimit: "10"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
 		{"buffer limit too large", map[string]string{envBufferLimit: "1GiB"}, []string{envBufferLimit, "out of range (want 1KiB..64MiB)"}},
 		{"conns per host", map[string]string{envMaxConnsPerHost: "many"}, []string{`EXTAPI_MAX_CONNS_PER_HOST: "many" is not an integer`}},

@@ -38,6 +38,9 @@ const (
 	envMaxRequestBody      = "EXTAPI_MAX_REQUEST_BODY"
 	envBufferLimit         = "EXTAPI_BUFFER_LIMIT"
 	envMaxConnsPerHost     = "EXTAPI_MAX_CONNS_PER_HOST"
+	envRefreshSkew         = "EXTAPI_OAUTH2_REFRESH_SKEW"
+	envRefreshHorizon      = "EXTAPI_OAUTH2_REFRESH_HORIZON"
+	envWebhookMaxBody      = "EXTAPI_WEBHOOK_MAX_BODY"
 	envAccessLog           = "EXTAPI_ACCESS_LOG"
 	envConfig              = "EXTAPI_CONFIG"
 )
@@ -183,6 +186,12 @@ var specs = []spec{
 			c.MaxConnsPerHost = n
 			return nil
 		}},
+	{Var{envRefreshSkew, DefaultRefreshSkew.String(), `an OAuth 2.0 token expiring within this is refreshed before the request, 1s..1h`},
+		dur(func(c *Config) *time.Duration { return &c.RefreshSkew })},
+	{Var{envRefreshHorizon, DefaultRefreshHorizon.String(), `the background refresher renews tokens expiring within this, above the skew, up to 24h`},
+		dur(func(c *Config) *time.Duration { return &c.RefreshHorizon })},
+	{Var{envWebhookMaxBody, "1MiB", `larger inbound webhook bodies get 413, 1KiB..64MiB`},
+		size(func(c *Config) *int64 { return &c.WebhookMaxBody }, false)},
 	{Var{envAccessLog, DefaultAccessLog, `on, off, or sample:N (log 1 request in N)`},
 		str(func(c *Config) *string { return &c.AccessLog })},
 	{Var{envConfig, "", `path of an optional YAML or JSON file; keys are the names above lower-cased without EXTAPI_`},

@@ -42,7 +42,8 @@ type app struct {
 	proxySrv *fasthttp.Server
 	redis    redis.UniversalClient // nil without EXTAPI_REDIS_URL
 
-	oauth2 oauth2Parts
+	oauth2      oauth2Parts
+	oauth2Ticks <-chan time.Time // replaces the background refresher's ticker (tests); nil: every minute
 
 	metrics       metricsParts  // /metrics on the admin listener
 	statsInterval time.Duration // of extapi_connections and dropping deleted APIs' series; 0: connectionsInterval

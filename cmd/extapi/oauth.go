@@ -50,9 +50,10 @@ func (a *app) startOAuth2() error {
 		a.log.Info("OAuth 2.0 token refreshes are serialized within this process only (no EXTAPI_REDIS_URL); run a single instance")
 	}
 	r := oauth.NewRefresher(oauth.RefresherOptions{Store: a.store, Sealer: a.keyring, Locker: locker, Log: a.log,
-		Observe: refreshObserver(a.metrics.m)})
+		Observe: refreshObserver(a.metrics.m), Skew: a.cfg.RefreshSkew})
 	c := oauth.NewConnector(oauth.ConnectorOptions{Store: a.store, Sealer: a.keyring})
-	bg := oauth.NewBackground(oauth.BackgroundOptions{Refresher: r, Connector: c, OAuth1: &oauth.OAuth1Connector{Store: a.store, Sealer: a.keyring}, Log: a.log})
+	bg := oauth.NewBackground(oauth.BackgroundOptions{Refresher: r, Connector: c, OAuth1: &oauth.OAuth1Connector{Store: a.store, Sealer: a.keyring},
+		Horizon: a.cfg.RefreshHorizon, Ticks: a.oauth2Ticks, Log: a.log})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -62,3 +62,41 @@ func TestProxySettings(t *testing.T) {
 		t.Errorf("the 504 came after %v; want about 300ms (EXTAPI_UPSTREAM_TIMEOUT)", d)
 	}
 }
+
+// TestWebhookMaxBody: EXTAPI_WEBHOOK_MAX_BODY bounds inbound webhook bodies of the running app.
+func TestWebhookMaxBody(t *testing.T) {
+	const adminToken = "webhook-size-admin-token-0123"
+	hookAddr := freeAddr(t)
+	a := startApp(t, map[string]string{
+		"EXTAPI_DATABASE_URL":     "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
+		"EXTAPI_ENCRYPTION_KEYS":  "1:" + key(t),
+		"EXTAPI_ADMIN_TOKEN":      adminToken,
+		"EXTAPI_ADMIN_ADDR":       "127.0.0.1:0",
+		"EXTAPI_PROXY_ADDR":       "127.0.0.1:0",
+		"EXTAPI_WEBHOOK_ADDR":     hookAddr,
+		"EXTAPI_WEBHOOK_MAX_BODY": "1KiB",
+	}, nil)
+	created := adminCall(t, a, adminToken, "POST", "/admin/external-apis", map[string]any{
+		"name": "hooks", "slug": "hooks", "category": "other", "provider": "hooks",
+		"api_config": map[string]any{"base_url": "https://api.hooks.example", "auth_type": "api_key",
+			"api_key": map[string]any{"key": "k"},
+			"webhook": map[string]any{"url": "https://extapi.example/webhooks/hooks", "scheme": "hmac-sha256", "secret": "whsec-0123456789abcdef",
+				"forward_url": "http://127.0.0.1:9/hooks", "forward_secret": "fwd-0123456789abcdef"}},
+	}, http.StatusCreated)
+	url := "http://" + hookAddr + "/webhooks/hooks/" + created["external_api"].(map[string]any)["id"].(string)
+	post := func(n int) int {
+		t.Helper()
+		resp, err := http.Post(url, "application/json", bytes.NewReader(bytes.Repeat([]byte("a"), n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(1025); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a webhook body of 1 KiB + 1 = %d; want 413", code)
+	}
+	if code := post(1024); code != http.StatusUnauthorized { // within the limit: checked, unsigned
+		t.Errorf("an unsigned webhook body of 1 KiB = %d; want 401 (the size passes, the signature does not)", code)
+	}
+}

@@ -41,7 +41,8 @@ func (a *app) startWebhooks() error {
 	// rows of timestamp-verified schemes then deleted, the others kept as tombstones (the replay
 	// guard). See README "Inbound webhooks".
 	d := webhook.NewDeliverer(webhook.DelivererOptions{Store: a.store, Opener: a.keyring, Metrics: m, Log: a.log})
-	h := webhook.NewHandler(webhook.Options{Store: a.store, Opener: a.keyring, Metrics: m, Log: a.log, Notify: d.Notify})
+	h := webhook.NewHandler(webhook.Options{Store: a.store, Opener: a.keyring, Metrics: m, Log: a.log, Notify: d.Notify,
+		MaxBodyBytes: a.cfg.WebhookMaxBody})
 	ln, err := net.Listen("tcp", a.cfg.WebhookAddr)
 	if err != nil {
 		return fmt.Errorf("webhook listener on %s: %w", a.cfg.WebhookAddr, err)
