@@ -482,9 +482,10 @@ func checkRedisURL(s string) string {
 	case cluster && db != "":
 		return "a Cluster has no database number: leave the path out"
 	}
-	for _, a := range q["addr"] {
+	for i, a := range q["addr"] {
 		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
-			return fmt.Sprintf("addr %q is not HOST:PORT", a)
+			// Not quoted: a mistyped addr may hold credentials.
+			return fmt.Sprintf("addr number %d is not HOST:PORT", i+1)
 		}
 	}
 	return ""
