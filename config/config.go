@@ -483,12 +483,17 @@ func checkRedisURL(s string) string {
 		return "a Cluster has no database number: leave the path out"
 	}
 	for i, a := range q["addr"] {
-		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+		if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) {
 			// Not quoted: a mistyped addr may hold credentials.
 			return fmt.Sprintf("addr number %d is not HOST:PORT", i+1)
 		}
 	}
 	return ""
+}
+
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
 }
 
 // badURL is the message for a url.Parse failure. It does not repeat the parser's reason, which

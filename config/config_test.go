@@ -386,6 +386,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 		{"redis password with hash", map[string]string{envRedisURL: "redis://:s3cret#pw@cache:6379"}, []string{"s3cret", "pw@"}},
 		{"database keyword DSN", map[string]string{envDatabaseURL: "password=s3cretpw"}, []string{"s3cretpw"}},
 		{"redis password", map[string]string{envRedisURL: "redis://:s3cretpw@cache:port"}, []string{"s3cretpw"}},
+		{"redis credentials in an addr", map[string]string{envRedisURL: "redis://s1:26379?master_name=m&addr=u:s3cretpw@s2"}, []string{"s3cretpw"}},
 		{"redis wrong scheme", map[string]string{envRedisURL: "s3cretpw://cache"}, []string{}}, // scheme is shown: not a secret
 		{"admin token", map[string]string{envAdminToken: "s3cret pw"}, []string{"s3cret"}},
 	}
