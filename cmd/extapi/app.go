@@ -143,6 +143,13 @@ func (a *app) start() error {
 	if err := a.startOAuth2(); err != nil {
 		return err
 	}
+	if a.cfg.RedisURL != "" {
+		rc, err := a.redisClient()
+		if err != nil {
+			return err
+		}
+		ready["redis"] = redisPing{rc}
+	}
 	h := admin.New(admin.Options{Ready: ready, Draining: a.draining.Load, Log: a.log, Store: a.store, Sealer: a.keyring, AdminToken: a.adminToken,
 		OAuth1: &oauth.OAuth1Connector{Store: a.store, Sealer: a.keyring},
 		OAuth2: a.oauth2.connector, Refresher: a.oauth2.refresher})

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// redisPing is the /readyz check of Redis (when EXTAPI_REDIS_URL is set).
+type redisPing struct{ c redis.UniversalClient }
+
+func (p redisPing) Ping(ctx context.Context) error { return p.c.Ping(ctx).Err() }
 
 // newRedisClient builds the client EXTAPI_REDIS_URL names (config validates its form):
 //

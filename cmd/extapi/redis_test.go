@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,5 +150,41 @@ func TestRedisClusterURL(t *testing.T) {
 	if _, err := newRedisClient("redis://:s3cret@" + node + "/0?master_name=m&bogus_option=1"); err == nil ||
 		!errors.Is(err, errConfig) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("newRedisClient(unknown option) = %v; want errConfig, without the URL", err)
+	}
+}
+
+// TestReadyzChecksRedis: with EXTAPI_REDIS_URL set, /readyz pings Redis too: ok against a live
+// server, 503 naming redis against an address nothing answers on.
+func TestReadyzChecksRedis(t *testing.T) {
+	for _, tc := range []struct {
+		desc, url string
+		status    int
+		redis     string
+	}{
+		{"live", "redis://" + ownRedis(t) + "/0", http.StatusOK, "ok"},
+		{"dead", "redis://127.0.0.1:1/0", http.StatusServiceUnavailable, "unreachable"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			a := startApp(t, map[string]string{
+				"EXTAPI_DATABASE_URL":    "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
+				"EXTAPI_ENCRYPTION_KEYS": "1:" + key(t),
+				"EXTAPI_ADMIN_TOKEN":     "readyz-redis-admin-token-01",
+				"EXTAPI_ADMIN_ADDR":      "127.0.0.1:0",
+				"EXTAPI_PROXY_ADDR":      "127.0.0.1:0",
+				"EXTAPI_REDIS_URL":       tc.url,
+			}, nil)
+			resp, err := http.Get("http://" + a.adminLn.Addr().String() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Checks map[string]string }
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status || body.Checks["redis"] != tc.redis || body.Checks["database"] != "ok" {
+				t.Errorf("/readyz = %d %v; want %d with redis %s, database ok", resp.StatusCode, body.Checks, tc.status, tc.redis)
+			}
+		})
 	}
 }
