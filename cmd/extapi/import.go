@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/extapi/extapi/admin"
+	"github.com/extapi/extapi/config"
+	"github.com/extapi/extapi/migrations"
 	"github.com/extapi/extapi/providers"
 	"github.com/extapi/extapi/store"
 )
@@ -45,7 +48,13 @@ func runImportEnv(e env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
-	a, err := newApp(ctx, cfg, log)
+	var a *app
+	if *dry {
+		// Only reads: no migration, no key check values recorded, no dev-mode files made.
+		a, err = openReadOnly(ctx, cfg, log)
+	} else {
+		a, err = newApp(ctx, cfg, log)
+	}
 	if err != nil {
 		return fail(e, log, err)
 	}
@@ -86,12 +95,14 @@ func runImportEnv(e env, args []string) int {
 // importOne creates one recognised provider unless its slug exists in the environment.
 func importOne(ctx context.Context, a *app, m *providers.Match, environment string, dry bool) (result, detail string) {
 	t := m.Template
-	_, n, err := a.store.ListAPIs(ctx, store.APIFilter{Slug: t.Slug, Environment: environment, Limit: 1})
-	if err != nil {
-		return "failed", "could not read the existing APIs"
-	}
-	if n > 0 {
-		return "skipped", "already present in " + environment
+	if a.store != nil { // nil: a dry run on a database that does not exist yet holds no API
+		_, n, err := a.store.ListAPIs(ctx, store.APIFilter{Slug: t.Slug, Environment: environment, Limit: 1})
+		if err != nil {
+			return "failed", "could not read the existing APIs"
+		}
+		if n > 0 {
+			return "skipped", "already present in " + environment
+		}
 	}
 	api := map[string]any{"template": t.Slug, "environment": environment}
 	var conn map[string]any
@@ -201,4 +212,26 @@ func importVars(e env, file string) (map[string]string, bool, error) {
 		vars[k] = v
 	}
 	return vars, true, sc.Err()
+}
+
+// openReadOnly is newApp for a dry run: the store is opened to read the existing APIs, nothing
+// else. A SQLite file that does not exist is not created (no API exists there); a database
+// whose schema was never migrated holds no API either.
+func openReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	if p := cfg.SQLitePath(); p != "" {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return a, nil
+		}
+	}
+	s, err := store.Open(ctx, cfg.DatabaseURL, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if v, err := migrations.Version(ctx, s.SQL()); err != nil || v == 0 {
+		s.Close()
+		return a, nil
+	}
+	a.store = s
+	return a, nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +63,13 @@ func TestImportEnv(t *testing.T) {
 	noSecret(out + errs)
 	if n := count(); n != 0 {
 		t.Fatalf("APIs after --dry-run = %d; want 0", n)
+	}
+	// Nothing else was written either: no key check value recorded, no audit event.
+	if fps, err := s.KeyFingerprints(t.Context()); err != nil || len(fps) != 0 {
+		t.Errorf("key check values after --dry-run = %v, %v; want none", fps, err)
+	}
+	if ev, _, err := s.ListAudit(t.Context(), store.AuditFilter{Limit: 10}); err != nil || len(ev) != 0 {
+		t.Errorf("audit events after --dry-run = %d, %v; want none", len(ev), err)
 	}
 
 	code, out, errs = runCLI(t, vars, "import", "env", "--env-file", file)
@@ -142,4 +151,25 @@ func lineHas(out, result, what string) bool {
 		}
 	}
 	return false
+}
+
+// TestImportEnvDryRunCreatesNothing: a dry run against a SQLite file that does not exist (dev
+// mode) reports what it would create and leaves no database file and no dev-mode key behind.
+func TestImportEnvDryRunCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	db, dev := filepath.Join(dir, "x.db"), filepath.Join(dir, "dev")
+	file := filepath.Join(dir, ".env")
+	if err := os.WriteFile(file, []byte("STRIPE_SECRET_KEY=sk_test_dryrun\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, map[string]string{"EXTAPI_DATABASE_URL": "sqlite:" + db, "EXTAPI_DEV_DIR": dev},
+		"import", "env", "--env-file", file, "--dry-run")
+	if code != exitOK || !lineHas(out, "would create", "stripe") || strings.Contains(out+errs, "sk_test_dryrun") {
+		t.Fatalf("dry run = %d %q %q; want stripe would be created, no value shown", code, out, errs)
+	}
+	for _, p := range []string{db, dev} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s exists after a dry run (%v); want nothing written", p, err)
+		}
+	}
 }
