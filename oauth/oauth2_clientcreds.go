@@ -18,13 +18,16 @@ import (
 // (oauth2_client_tokens) so every instance uses the same one until it nears expiry, and renewed
 // under the same lock discipline as connections: one fetch per API across the fleet.
 
-// clientToken returns the API's client-credentials token, fetching a new one when needed.
+// clientToken returns the API's client-credentials token, fetching a new one when needed. A
+// token fetched before the API was last changed is not used: its client id, secret, scopes,
+// token URL or token_params may be different now.
 func (r *Refresher) clientToken(ctx context.Context, api *store.ExternalAPI, req request) (AccessToken, error) {
+	req.since = api.UpdatedAt
 	if req.purpose != rejected {
 		r.mu.RLock()
 		k, ok := r.known[knownKey{id: api.ID, api: true}]
 		r.mu.RUnlock()
-		if ok && r.fresh(k.tok, req.within) {
+		if ok && r.fresh(k.tok, req.within) && !k.updated.Before(req.since) {
 			return k.tok, nil
 		}
 	}
@@ -65,7 +68,7 @@ func (r *Refresher) apiToken(ctx context.Context, api *store.ExternalAPI, c *sto
 
 func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, error) {
 	key, known := lockPrefixAPI+apiID, knownKey{id: apiID, api: true}
-	if tok, ok := r.knownNewer(known, req.seen, req.within); ok {
+	if tok, ok := r.knownNewer(known, req.seen, req.within); ok && !r.knownAt(known).Before(req.since) {
 		return tok, nil
 	}
 	if err := r.backoff.blocked(key, r.now()); err != nil {
@@ -90,8 +93,8 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 			break
 		}
 		tok := newAccessToken(string(b), row.Credentials.ExpiresAt)
-		if tok.Token != req.seen && r.fresh(tok, req.within) {
-			r.remember(known, knownToken{tok: tok})
+		if tok.Token != req.seen && r.fresh(tok, req.within) && !row.UpdatedAt.Before(req.since) {
+			r.remember(known, knownToken{updated: row.UpdatedAt, tok: tok})
 			return tok, nil
 		}
 	case err != nil && !errors.Is(err, store.ErrNotFound):
@@ -138,7 +141,7 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 		r.log.Warn("oauth: client-credentials token not cached in the store", "api", apiID, "err", err)
 	}
 	tok := newAccessToken(nt.AccessToken, exp)
-	r.remember(known, knownToken{tok: tok})
+	r.remember(known, knownToken{updated: row.UpdatedAt, tok: tok})
 	r.observe(api.Slug, RefreshResultSuccess, time.Since(began))
 	r.backoff.reset(key)
 	return tok, nil

@@ -181,6 +181,7 @@ type request struct {
 	purpose purpose
 	within  time.Duration // ensure, ahead: a token expiring later than now+within is fine
 	seen    string        // rejected, ensure: the token the caller has (a different one is newer)
+	since   time.Time     // client credentials: a token fetched before this (the API's last change) is stale
 }
 
 // Token returns an access token for the connection, refreshing it first when it expires within
@@ -287,6 +288,13 @@ func (r *Refresher) current(conn *store.Connection) (AccessToken, error) {
 	tok := newAccessToken(string(b), conn.Credentials.ExpiresAt)
 	r.remember(knownKey{id: conn.ID}, knownToken{nonce: bytes.Clone(nonce), updated: conn.UpdatedAt, tok: tok})
 	return tok, nil
+}
+
+// knownAt is when the remembered token of key was stored (zero if none).
+func (r *Refresher) knownAt(key knownKey) time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.known[key].updated
 }
 
 // remember keeps k unless what is known comes from a newer row (k's came from a stale cache).

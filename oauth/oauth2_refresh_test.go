@@ -479,6 +479,48 @@ func TestClientCredentialsTokenParams(t *testing.T) {
 	}
 }
 
+// TestClientTokenAfterAPIChange: a client-credentials token fetched before the API was changed
+// (its scopes, say) is not used any more, on any instance: one new token is fetched, then shared.
+func TestClientTokenAfterAPIChange(t *testing.T) {
+	f := pgFixture(t)
+	a, b := f.instance(true), f.instance(true)
+	f.srv.SetExpiresIn(time.Hour)
+	api := f.api(func(o *store.OAuth2Config) {
+		o.GrantType = oauth.GrantClientCredentials
+		o.AuthorizationURL = ""
+		o.Scopes = []string{"read"}
+	})
+	first, err := a.r.Token(testCtx(t), api, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.r.Token(testCtx(t), api, nil); err != nil || f.srv.Hits("client_credentials") != 1 {
+		t.Fatalf("Token on a second instance = %v, %d requests; want the shared token", err, f.srv.Hits("client_credentials"))
+	}
+	changed := *api
+	changed.APIConfig.OAuth2 = ptr(*api.APIConfig.OAuth2)
+	changed.APIConfig.OAuth2.Scopes = []string{"read", "write"}
+	if err := f.db.UpdateAPI(testCtx(t), &changed); err != nil {
+		t.Fatal(err)
+	}
+	now, err := f.db.GetAPI(testCtx(t), api.ID, store.Tenant{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.r.Token(testCtx(t), now, nil)
+	if err != nil || second.Token == first.Token || f.srv.Hits("client_credentials") != 2 {
+		t.Fatalf("Token after the API changed = %q, %v, %d requests; want a new token (2 requests)", second.Token, err, f.srv.Hits("client_credentials"))
+	}
+	if got := f.srv.LastParams("client_credentials").Get("scope"); got != "read write" {
+		t.Errorf("the new token was asked with scope %q; want the changed scopes", got)
+	}
+	if tok, err := b.r.Token(testCtx(t), now, nil); err != nil || tok.Token != second.Token || f.srv.Hits("client_credentials") != 2 {
+		t.Errorf("Token on the other instance after the change = %q, %v; want the new shared token, no request", tok.Token, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
