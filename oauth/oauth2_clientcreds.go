@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -19,19 +20,23 @@ import (
 // under the same lock discipline as connections: one fetch per API across the fleet.
 
 // clientToken returns the API's client-credentials token, fetching a new one when needed. A
-// token fetched before the API was last changed is not used: its client id, secret, scopes,
-// token URL or token_params may be different now.
+// token fetched with the settings of an older version of the API (by its UpdatedAt) is not used:
+// its client id, secret, scopes, token URL or token_params may be different now.
 func (r *Refresher) clientToken(ctx context.Context, api *store.ExternalAPI, req request) (AccessToken, error) {
-	req.since = api.UpdatedAt
+	// Microseconds: what PostgreSQL keeps of a time, so an API held in memory since it was
+	// written compares equal to the same version read back.
+	req.since = api.UpdatedAt.Truncate(time.Microsecond)
 	if req.purpose != rejected {
 		r.mu.RLock()
 		k, ok := r.known[knownKey{id: api.ID, api: true}]
 		r.mu.RUnlock()
-		if ok && r.fresh(k.tok, req.within) && !k.updated.Before(req.since) {
+		if ok && r.fresh(k.tok, req.within) && !k.version.Before(req.since) {
 			return k.tok, nil
 		}
 	}
-	ch := r.group.DoChan(purposeNames[req.purpose]+":"+lockPrefixAPI+api.ID, func() (any, error) {
+	// One flight per API version: a caller holding a newer API does not join one for an older.
+	flight := purposeNames[req.purpose] + ":" + lockPrefixAPI + api.ID + ":" + strconv.FormatInt(req.since.UnixNano(), 10)
+	ch := r.group.DoChan(flight, func() (any, error) {
 		return r.fetchClientToken(api.ID, req)
 	})
 	select {
@@ -68,7 +73,7 @@ func (r *Refresher) apiToken(ctx context.Context, api *store.ExternalAPI, c *sto
 
 func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, error) {
 	key, known := lockPrefixAPI+apiID, knownKey{id: apiID, api: true}
-	if tok, ok := r.knownNewer(known, req.seen, req.within); ok && !r.knownAt(known).Before(req.since) {
+	if tok, ok := r.knownNewer(known, req.seen, req.within); ok && !r.knownVersion(known).Before(req.since) {
 		return tok, nil
 	}
 	if err := r.backoff.blocked(key, r.now()); err != nil {
@@ -93,8 +98,12 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 			break
 		}
 		tok := newAccessToken(string(b), row.Credentials.ExpiresAt)
-		if tok.Token != req.seen && r.fresh(tok, req.within) && !row.UpdatedAt.Before(req.since) {
-			r.remember(known, knownToken{updated: row.UpdatedAt, tok: tok})
+		var version time.Time // zero for a row cached before versions were recorded: stale
+		if row.APIUpdatedAt != nil {
+			version = *row.APIUpdatedAt
+		}
+		if tok.Token != req.seen && r.fresh(tok, req.within) && !version.Before(req.since) {
+			r.remember(known, knownToken{updated: row.UpdatedAt, version: version, tok: tok})
 			return tok, nil
 		}
 	case err != nil && !errors.Is(err, store.ErrNotFound):
@@ -129,7 +138,8 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 		return AccessToken{}, rerr
 	}
 	exp := expiresAt(nt, nowUTC(r.now))
-	row = &store.OAuth2ClientToken{ExternalAPIID: apiID}
+	version := api.UpdatedAt.UTC() // the settings this token is fetched with
+	row = &store.OAuth2ClientToken{ExternalAPIID: apiID, APIUpdatedAt: &version}
 	sealed, err := r.sealer.Seal([]byte(nt.AccessToken), row.AAD(fieldAccessToken))
 	if err != nil {
 		return AccessToken{}, err
@@ -141,7 +151,7 @@ func (r *Refresher) fetchClientToken(apiID string, req request) (AccessToken, er
 		r.log.Warn("oauth: client-credentials token not cached in the store", "api", apiID, "err", err)
 	}
 	tok := newAccessToken(nt.AccessToken, exp)
-	r.remember(known, knownToken{updated: row.UpdatedAt, tok: tok})
+	r.remember(known, knownToken{updated: row.UpdatedAt, version: version, tok: tok})
 	r.observe(api.Slug, RefreshResultSuccess, time.Since(began))
 	r.backoff.reset(key)
 	return tok, nil

@@ -109,6 +109,8 @@ type knownKey struct {
 type knownToken struct {
 	nonce   []byte    // sealedNonce of the blob it was opened from; nil for client-credentials
 	updated time.Time // UpdatedAt of the row it came from
+	// version (client credentials) is the UpdatedAt of the API whose settings it was fetched with.
+	version time.Time
 	tok     AccessToken
 }
 
@@ -181,7 +183,7 @@ type request struct {
 	purpose purpose
 	within  time.Duration // ensure, ahead: a token expiring later than now+within is fine
 	seen    string        // rejected, ensure: the token the caller has (a different one is newer)
-	since   time.Time     // client credentials: a token fetched before this (the API's last change) is stale
+	since   time.Time     // client credentials: the API's UpdatedAt; a token fetched for an older one is stale
 }
 
 // Token returns an access token for the connection, refreshing it first when it expires within
@@ -290,11 +292,11 @@ func (r *Refresher) current(conn *store.Connection) (AccessToken, error) {
 	return tok, nil
 }
 
-// knownAt is when the remembered token of key was stored (zero if none).
-func (r *Refresher) knownAt(key knownKey) time.Time {
+// knownVersion is the API version the remembered token of key was fetched for (zero if none).
+func (r *Refresher) knownVersion(key knownKey) time.Time {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.known[key].updated
+	return r.known[key].version
 }
 
 // remember keeps k unless what is known comes from a newer row (k's came from a stale cache).

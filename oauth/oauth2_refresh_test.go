@@ -517,6 +517,22 @@ func TestClientTokenAfterAPIChange(t *testing.T) {
 	if tok, err := b.r.Token(testCtx(t), now, nil); err != nil || tok.Token != second.Token || f.srv.Hits("client_credentials") != 2 {
 		t.Errorf("Token on the other instance after the change = %q, %v; want the new shared token, no request", tok.Token, err)
 	}
+	// The cached row records the API version its token was fetched with...
+	row, err := f.db.GetOAuth2ClientToken(testCtx(t), api.ID)
+	if err != nil || row.APIUpdatedAt == nil || !row.APIUpdatedAt.Equal(now.UpdatedAt.Truncate(time.Microsecond)) {
+		t.Fatalf("cached row's API version = %v, %v; want %v", row.APIUpdatedAt, err, now.UpdatedAt)
+	}
+	// ...so a row saved after the change by a request that began before it (old version) is not
+	// used by an instance that knows the change: it fetches again.
+	old := api.UpdatedAt.Truncate(time.Microsecond)
+	row.APIUpdatedAt = &old
+	if err := f.db.PutOAuth2ClientToken(testCtx(t), row); err != nil {
+		t.Fatal(err)
+	}
+	c := f.instance(true)
+	if tok, err := c.r.Token(testCtx(t), now, nil); err != nil || tok.Token == second.Token || f.srv.Hits("client_credentials") != 3 {
+		t.Errorf("Token with a cached row of the old version = %q, %v, %d requests; want a new token (3 requests)", tok.Token, err, f.srv.Hits("client_credentials"))
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

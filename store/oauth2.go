@@ -15,6 +15,9 @@ type OAuth2ClientToken struct {
 	ExternalAPIID string      `gorm:"column:external_api_id;primaryKey"`
 	Credentials   Credentials `gorm:"serializer:json;not null"`
 	UpdatedAt     time.Time
+	// APIUpdatedAt is the UpdatedAt of the API whose settings the token was fetched with; nil
+	// for a row cached before it was recorded.
+	APIUpdatedAt *time.Time `gorm:"column:api_updated_at"`
 }
 
 // TableName of the client-credentials tokens.
@@ -42,7 +45,7 @@ func (s *Store) PutOAuth2ClientToken(ctx context.Context, t *OAuth2ClientToken) 
 	t.UpdatedAt = s.db.NowFunc()
 	return translate(s.ctx(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "external_api_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"credentials", "updated_at"}),
+		DoUpdates: clause.AssignmentColumns([]string{"credentials", "updated_at", "api_updated_at"}),
 	}).Create(t).Error)
 }
 

@@ -102,8 +102,9 @@ func TestOAuth2ClientToken(t *testing.T) {
 			t.Errorf("GetOAuth2ClientToken(none) = %v; want ErrNotFound", err)
 		}
 		exp := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
-		for _, tok := range []string{"cc-1", "cc-2"} {
-			row := &store.OAuth2ClientToken{ExternalAPIID: a.ID}
+		for i, tok := range []string{"cc-1", "cc-2"} {
+			version := time.Now().UTC().Add(time.Duration(i) * time.Minute).Truncate(time.Microsecond)
+			row := &store.OAuth2ClientToken{ExternalAPIID: a.ID, APIUpdatedAt: &version}
 			row.Credentials = store.Credentials{AccessToken: seal(t, kr, tok, row.AAD("credentials.access_token")),
 				TokenType: "Bearer", ExpiresAt: &exp, Scopes: []string{"read"}}
 			if err := s.PutOAuth2ClientToken(c, row); err != nil {
@@ -116,6 +117,9 @@ func TestOAuth2ClientToken(t *testing.T) {
 			v, err := kr.Open(got.Credentials.AccessToken, got.AAD("credentials.access_token"))
 			if err != nil || string(v) != tok || !got.Credentials.ExpiresAt.Equal(exp) || got.Credentials.Scopes[0] != "read" {
 				t.Errorf("GetOAuth2ClientToken() = %q, %+v, %v; want %s", v, got.Credentials, err, tok)
+			}
+			if got.APIUpdatedAt == nil || !got.APIUpdatedAt.Equal(version) {
+				t.Errorf("APIUpdatedAt = %v; want %v (replaced with the token)", got.APIUpdatedAt, version)
 			}
 		}
 	})
