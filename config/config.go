@@ -334,12 +334,14 @@ func (c *Config) Dialect() string {
 	return ""
 }
 
-// SQLitePath returns the PATH of a "sqlite:PATH" DatabaseURL, or "" for other databases.
+// SQLitePath returns the PATH of a "sqlite:PATH[?options]" DatabaseURL, or "" for other
+// databases.
 func (c *Config) SQLitePath() string {
 	if c.Dialect() != "sqlite" {
 		return ""
 	}
 	_, path, _ := strings.Cut(c.DatabaseURL, ":")
+	path, _, _ = strings.Cut(path, "?")
 	return path
 }
 

@@ -70,6 +70,13 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+func TestSQLitePathWithoutOptions(t *testing.T) {
+	c := &Config{DatabaseURL: "sqlite:/var/lib/extapi/x.db?_busy_timeout=5000"}
+	if got := c.SQLitePath(); got != "/var/lib/extapi/x.db" {
+		t.Errorf("SQLitePath() = %q; want the file path without the options", got)
+	}
+}
+
 func TestLoadEachVariable(t *testing.T) {
 	k1, k2 := testKey(1), testKey(2)
 	tests := []struct {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/extapi/extapi/admin"
 	"github.com/extapi/extapi/config"
 	"github.com/extapi/extapi/migrations"
@@ -228,10 +230,25 @@ func openReadOnly(ctx context.Context, cfg *config.Config, log *slog.Logger) (*a
 	if err != nil {
 		return nil, err
 	}
-	if v, err := migrations.Version(ctx, s.SQL()); err != nil || v == 0 {
+	v, err := migrations.Version(ctx, s.SQL())
+	if err != nil && !missingTable(err) {
+		s.Close()
+		return nil, fmt.Errorf("read the schema version: %w", err)
+	}
+	if v == 0 { // never migrated (no schema_migrations table, or an empty one)
 		s.Close()
 		return a, nil
 	}
 	a.store = s
 	return a, nil
+}
+
+// missingTable reports a query that failed because its table does not exist (a database never
+// migrated): PostgreSQL's undefined_table, SQLite's "no such table".
+func missingTable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "42P01"
+	}
+	return strings.Contains(err.Error(), "no such table")
 }

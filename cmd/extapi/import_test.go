@@ -173,3 +173,28 @@ func TestImportEnvDryRunCreatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestImportEnvDryRunOnUnmigratedPostgres: a dry run against a PostgreSQL schema that was never
+// migrated reports what it would create and creates no table.
+func TestImportEnvDryRunOnUnmigratedPostgres(t *testing.T) {
+	url := storetest.PostgresURL(t) // a fresh, empty schema
+	file := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(file, []byte("STRIPE_SECRET_KEY=sk_test_dryrun\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, map[string]string{"EXTAPI_DATABASE_URL": url, "EXTAPI_ENCRYPTION_KEYS": "1:" + key(t)},
+		"import", "env", "--env-file", file, "--dry-run")
+	if code != exitOK || !lineHas(out, "would create", "stripe") {
+		t.Fatalf("dry run = %d %q %q; want stripe would be created", code, out, errs)
+	}
+	s, err := store.Open(t.Context(), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.SQL().QueryRowContext(t.Context(),
+		`SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("tables after a dry run = %d, %v; want none (nothing migrated)", n, err)
+	}
+}
