@@ -485,7 +485,7 @@ func checkRedisURL(s string) string {
 		return "a Cluster has no database number: leave the path out"
 	}
 	for i, a := range q["addr"] {
-		if _, port, err := net.SplitHostPort(a); err != nil || !validPort(port) {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || !validPort(port) {
 			// Not quoted: a mistyped addr may hold credentials.
 			return fmt.Sprintf("addr number %d is not HOST:PORT", i+1)
 		}

@@ -283,6 +283,7 @@ func TestLoadErrors(t *testing.T) {
 		{"redis sentinel and cluster", map[string]string{envRedisURL: "redis://n1:6379?cluster=true&master_name=m"}, []string{envRedisURL, "cannot go together"}},
 		{"redis cluster with db", map[string]string{envRedisURL: "redis://n1:6379/2?addr=n2:6379"}, []string{envRedisURL, "no database number"}},
 		{"redis addr without port", map[string]string{envRedisURL: "redis://s1:26379?master_name=m&addr=s2"}, []string{envRedisURL, `addr number 1 is not HOST:PORT`}},
+		{"redis addr without host", map[string]string{envRedisURL: "redis://n1:6379?addr=:6380"}, []string{envRedisURL, `addr number 1 is not HOST:PORT`}},
 		{"addr without port", map[string]string{envProxyAddr: "localhost"}, []string{envProxyAddr, "is not HOST:PORT"}},
 		{"addr port range", map[string]string{envAdminAddr: ":70000"}, []string{envAdminAddr, `port "70000" must be a number 0-65535`}},
 		{"addr named port", map[string]string{envWebhookAddr: ":http"}, []string{envWebhookAddr, "must be a number"}},

@@ -148,8 +148,17 @@ func TestRedisClusterURL(t *testing.T) {
 		c.Close()
 	}
 	if _, err := newRedisClient("redis://:s3cret@" + node + "/0?master_name=m&bogus_option=1"); err == nil ||
-		!errors.Is(err, errConfig) || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("newRedisClient(unknown option) = %v; want errConfig, without the URL", err)
+		!errors.Is(err, errConfig) || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "bogus_option") {
+		t.Errorf("newRedisClient(unknown option) = %v; want errConfig naming the option, without the URL", err)
+	}
+	// skip_verify works for a TLS cluster too (go-redis's cluster parser does not take it).
+	if c, err := newRedisClient("rediss://" + node + "?cluster=true&skip_verify=true"); err != nil {
+		t.Errorf("newRedisClient(rediss cluster, skip_verify) = %v", err)
+	} else {
+		if cc, ok := c.(*redis.ClusterClient); !ok || cc.Options().TLSConfig == nil || !cc.Options().TLSConfig.InsecureSkipVerify {
+			t.Errorf("rediss cluster with skip_verify: %T without InsecureSkipVerify", c)
+		}
+		c.Close()
 	}
 }
 
