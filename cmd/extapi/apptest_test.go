@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"path/filepath"
 	"testing"
 )
 
@@ -25,6 +27,21 @@ func startApp(t *testing.T, vars map[string]string, tweak func(a *app)) *app {
 	}
 	t.Cleanup(func() { a.shutdown(context.Background()) })
 	return a
+}
+
+// sqliteAppVars is the configuration of an in-process app on a fresh SQLite file with
+// encryption keys, admin token, and listeners on free ports; extra adds or replaces settings.
+func sqliteAppVars(t *testing.T, adminToken string, extra map[string]string) map[string]string {
+	t.Helper()
+	vars := map[string]string{
+		"EXTAPI_DATABASE_URL":    "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
+		"EXTAPI_ENCRYPTION_KEYS": "1:" + key(t),
+		"EXTAPI_ADMIN_TOKEN":     adminToken,
+		"EXTAPI_ADMIN_ADDR":      "127.0.0.1:0",
+		"EXTAPI_PROXY_ADDR":      "127.0.0.1:0",
+	}
+	maps.Copy(vars, extra)
+	return vars
 }
 
 // adminCall sends a JSON request to a's management API with token and fails the test unless the

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,13 +15,7 @@ func TestDeletedAPISeriesDropped(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer up.Close()
 	const adminToken = "prune-test-admin-token-0123"
-	a := startApp(t, map[string]string{
-		"EXTAPI_DATABASE_URL":    "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
-		"EXTAPI_ENCRYPTION_KEYS": "1:" + key(t),
-		"EXTAPI_ADMIN_TOKEN":     adminToken,
-		"EXTAPI_ADMIN_ADDR":      "127.0.0.1:0",
-		"EXTAPI_PROXY_ADDR":      "127.0.0.1:0",
-	}, func(a *app) { a.statsInterval = 20 * time.Millisecond })
+	a := startApp(t, sqliteAppVars(t, adminToken, nil), func(a *app) { a.statsInterval = 20 * time.Millisecond })
 
 	apiIDs := map[string]string{}
 	for _, slug := range []string{"doomed", "staying"} {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,15 +17,10 @@ func TestOAuth2RefreshSettings(t *testing.T) {
 	defer provider.Close()
 	const adminToken = "oauth2-settings-admin-token"
 	ticks := make(chan time.Time)
-	a := startApp(t, map[string]string{
-		"EXTAPI_DATABASE_URL":           "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
-		"EXTAPI_ENCRYPTION_KEYS":        "1:" + key(t),
-		"EXTAPI_ADMIN_TOKEN":            adminToken,
-		"EXTAPI_ADMIN_ADDR":             "127.0.0.1:0",
-		"EXTAPI_PROXY_ADDR":             "127.0.0.1:0",
+	a := startApp(t, sqliteAppVars(t, adminToken, map[string]string{
 		"EXTAPI_OAUTH2_REFRESH_SKEW":    "1h",
 		"EXTAPI_OAUTH2_REFRESH_HORIZON": "3h",
-	}, func(a *app) { a.oauth2Ticks = ticks })
+	}), func(a *app) { a.oauth2Ticks = ticks })
 	created := adminCall(t, a, adminToken, "POST", "/admin/external-apis", map[string]any{
 		"name": "Acme", "slug": "acme", "category": "crm", "provider": "acme",
 		"api_config": map[string]any{"base_url": provider.URL, "auth_type": "oauth2", "oauth2": map[string]any{

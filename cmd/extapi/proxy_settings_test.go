@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +24,10 @@ func TestProxySettings(t *testing.T) {
 	defer up.Close()
 	defer close(release)
 	const adminToken = "settings-test-admin-token-0123"
-	a := startApp(t, map[string]string{
-		"EXTAPI_DATABASE_URL":     "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
-		"EXTAPI_ENCRYPTION_KEYS":  "1:" + key(t),
-		"EXTAPI_ADMIN_TOKEN":      adminToken,
-		"EXTAPI_ADMIN_ADDR":       "127.0.0.1:0",
-		"EXTAPI_PROXY_ADDR":       "127.0.0.1:0",
+	a := startApp(t, sqliteAppVars(t, adminToken, map[string]string{
 		"EXTAPI_MAX_REQUEST_BODY": "1KiB",
 		"EXTAPI_UPSTREAM_TIMEOUT": "300ms",
-	}, nil)
+	}), nil)
 	_, connID := createKeyedAPI(t, a, adminToken, "s", up.URL, "k")
 	base := "http://" + a.proxyLn.Addr().String() + "/s/" + connID
 
@@ -67,15 +61,10 @@ func TestProxySettings(t *testing.T) {
 func TestWebhookMaxBody(t *testing.T) {
 	const adminToken = "webhook-size-admin-token-0123"
 	hookAddr := freeAddr(t)
-	a := startApp(t, map[string]string{
-		"EXTAPI_DATABASE_URL":     "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
-		"EXTAPI_ENCRYPTION_KEYS":  "1:" + key(t),
-		"EXTAPI_ADMIN_TOKEN":      adminToken,
-		"EXTAPI_ADMIN_ADDR":       "127.0.0.1:0",
-		"EXTAPI_PROXY_ADDR":       "127.0.0.1:0",
+	a := startApp(t, sqliteAppVars(t, adminToken, map[string]string{
 		"EXTAPI_WEBHOOK_ADDR":     hookAddr,
 		"EXTAPI_WEBHOOK_MAX_BODY": "1KiB",
-	}, nil)
+	}), nil)
 	created := adminCall(t, a, adminToken, "POST", "/admin/external-apis", map[string]any{
 		"name": "hooks", "slug": "hooks", "category": "other", "provider": "hooks",
 		"api_config": map[string]any{"base_url": "https://api.hooks.example", "auth_type": "api_key",

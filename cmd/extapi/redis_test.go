@@ -174,14 +174,9 @@ func TestReadyzChecksRedis(t *testing.T) {
 		{"dead", "redis://127.0.0.1:1/0", http.StatusServiceUnavailable, "unreachable"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			a := startApp(t, map[string]string{
-				"EXTAPI_DATABASE_URL":    "sqlite:" + filepath.Join(t.TempDir(), "x.db"),
-				"EXTAPI_ENCRYPTION_KEYS": "1:" + key(t),
-				"EXTAPI_ADMIN_TOKEN":     "readyz-redis-admin-token-01",
-				"EXTAPI_ADMIN_ADDR":      "127.0.0.1:0",
-				"EXTAPI_PROXY_ADDR":      "127.0.0.1:0",
-				"EXTAPI_REDIS_URL":       tc.url,
-			}, nil)
+			a := startApp(t, sqliteAppVars(t, "readyz-redis-admin-token-01", map[string]string{
+				"EXTAPI_REDIS_URL": tc.url,
+			}), nil)
 			resp, err := http.Get("http://" + a.adminLn.Addr().String() + "/readyz")
 			if err != nil {
 				t.Fatal(err)
