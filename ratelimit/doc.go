@@ -34,7 +34,9 @@
 // arrive queue and all go in the next one; those of the same Key share one script call, which
 // decides them one after the other exactly as separate calls would, reading the keys once and
 // writing each window once; those of other Keys are pipelined with it. Each caller gets its
-// own Decision and waits no longer than Options.Timeout. All keys of a Key
+// own Decision. A round trip is bounded by Options.Timeout from its latest caller's arrival,
+// so a caller queued behind a round trip in flight waits at most about twice the timeout
+// before it is decided in-process (or refused, for "deny"). All keys of a Key
 // share one Redis Cluster hash tag — "extapi:rl:{<api>:<connection>}:<window>", or
 // "extapi:rl:{<api>}:<window>" under scope "api" — so the script runs on Cluster too. redis_rate's own Limiter is not called: its AllowN runs one script per
 // limit and cannot reserve a future slot; the script here is its GCRA (same rate, burst and
