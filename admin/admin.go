@@ -254,6 +254,16 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *principal) e
 	return err
 }
 
+// writePage answers one page of a list route: the items under key, each shown by show, with the
+// total count and the page's limit and offset.
+func writePage[T, O any](w http.ResponseWriter, key string, items []T, total int64, limit, offset int, show func(*T) O) {
+	out := make([]O, len(items))
+	for i := range items {
+		out[i] = show(&items[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: out, "count": total, "limit": limit, "offset": offset})
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

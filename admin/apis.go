@@ -31,11 +31,9 @@ func (s *Server) listAPIs(w http.ResponseWriter, r *http.Request, who *principal
 	if err != nil {
 		return err
 	}
-	out := make([]apiOut, len(list))
-	for i := range list {
-		out[i] = toAPIOut(&list[i].ExternalAPI, list[i].ConnectionsCount)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"external_apis": out, "count": total, "limit": f.Limit, "offset": f.Offset})
+	writePage(w, "external_apis", list, total, f.Limit, f.Offset, func(a *store.APIWithCount) apiOut {
+		return toAPIOut(&a.ExternalAPI, a.ConnectionsCount)
+	})
 	return nil
 }
 

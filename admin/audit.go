@@ -99,11 +99,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, who *principa
 	if err != nil {
 		return err
 	}
-	out := make([]auditOut, len(events))
-	for i, e := range events {
-		out[i] = auditOut{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, TargetType: e.TargetType,
+	writePage(w, "audit_events", events, total, f.Limit, f.Offset, func(e *store.AuditEvent) auditOut {
+		return auditOut{ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, TargetType: e.TargetType,
 			TargetID: e.TargetID, SalesChannelID: e.SalesChannelID, PartnerID: e.PartnerID, Changes: e.Changes}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"audit_events": out, "count": total, "limit": f.Limit, "offset": f.Offset})
+	})
 	return nil
 }

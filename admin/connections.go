@@ -32,11 +32,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request, who *pr
 	if err != nil {
 		return err
 	}
-	out := make([]connOut, len(list))
-	for i := range list {
-		out[i] = toConnOut(&list[i])
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"connections": out, "count": total, "limit": f.Limit, "offset": f.Offset})
+	writePage(w, "connections", list, total, f.Limit, f.Offset, toConnOut)
 	return nil
 }
 

@@ -66,11 +66,7 @@ func (s *Server) listWebhookEvents(w http.ResponseWriter, r *http.Request, who *
 	if err != nil {
 		return err
 	}
-	out := make([]webhookEventOut, len(events))
-	for i := range events {
-		out[i] = toWebhookEventOut(&events[i])
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"webhook_events": out, "count": total, "limit": f.Limit, "offset": f.Offset})
+	writePage(w, "webhook_events", events, total, f.Limit, f.Offset, toWebhookEventOut)
 	return nil
 }
 
