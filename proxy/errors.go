@@ -42,6 +42,10 @@ const (
 	CodeUpstreamTimeout        = "upstream_timeout"
 	CodeConnectionExpired      = "connection_expired"
 	CodeTokenRefreshFailed     = "token_refresh_failed"
+	// CodeCallerGone: the caller closed its connection while its request waited (for a
+	// rate-limit slot, or before a retry), so it was not sent. Nobody reads the answer; the
+	// status is for metrics and the access log.
+	CodeCallerGone = "caller_gone"
 	// CodeTemplateInvalid: the API's base_url or headers cannot be resolved for the connection
 	// (a provider_data value missing, or one that would change the URL's structure or a header).
 	CodeTemplateInvalid = "template_invalid"
@@ -74,7 +78,12 @@ var statusOf = map[string]int{
 	CodeConnectionExpired:      fasthttp.StatusUnauthorized,
 	CodeTokenRefreshFailed:     fasthttp.StatusBadGateway,
 	CodeTemplateInvalid:        fasthttp.StatusBadGateway,
+	CodeCallerGone:             statusCallerGone,
 }
+
+// statusCallerGone is nginx's 499 (client closed request): no HTTP status names a request
+// whose caller left.
+const statusCallerGone = 499
 
 // Error is an answer extapi gives instead of forwarding (or after forwarding failed). Msg is
 // shown to the caller and never holds a secret; Err is the cause, for the log only.

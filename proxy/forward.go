@@ -57,6 +57,9 @@ func (h *Handler) forward(x *exchange) error {
 		if !h.sleep(d) {
 			return errorf(CodeShuttingDown, "extapi is shutting down", nil)
 		}
+		if callerGone(x.ctx.Conn()) {
+			return errorf(CodeCallerGone, "the caller closed its connection before the retry", err)
+		}
 		if x.buffered {
 			x.req.SetBodyRaw(x.body)
 		}

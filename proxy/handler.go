@@ -441,6 +441,9 @@ func (h *Handler) rateLimit(x *exchange) error {
 		am.RateLimitRejected()
 		return &Error{Code: CodeRateLimited, Msg: "the API's rate limit is reached", RetryAfter: d.RetryAfter}
 	}
+	if d.Waited > 0 && callerGone(x.ctx.Conn()) {
+		return errorf(CodeCallerGone, "the caller closed its connection while the request waited for its rate-limit slot", nil)
+	}
 	return nil
 }
 
