@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +133,18 @@ func TestExtapiErrors(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestREADMEListsEveryErrorCode keeps the README's table of extapi's own errors true: every code
+// with its status.
+func TestREADMEListsEveryErrorCode(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, status := range statusOf {
+		if row := fmt.Sprintf("| `%s` | %d |", code, status); !strings.Contains(string(readme), row) {
+			t.Errorf("README.md error table lacks the row %q", row)
+		}
+	}
 }
