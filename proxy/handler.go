@@ -94,14 +94,20 @@ type Options struct {
 	// limits, gateway errors, cache events, in flight). nil: a metrics.New(nil) of the
 	// Handler's own, recorded but exposed nowhere.
 	Metrics *metrics.Metrics
-	// AccessLogEvery writes one access line (info, on Log) per this many proxied requests: 1
-	// every request, N one in N. 0, the default: no access log.
+	// AccessLogEvery writes one access line (info, on AccessLog) per this many proxied
+	// requests: 1 every request, N one in N. 0, the default: no access log.
 	AccessLogEvery int
+	// AccessLog gets the access lines; nil: Log. cmd/extapi gives it a buffered writer, so that
+	// a line costs no write of its own.
+	AccessLog *slog.Logger
 }
 
 func (o *Options) setDefaults() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.AccessLog == nil {
+		o.AccessLog = o.Log
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New(nil)

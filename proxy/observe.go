@@ -89,7 +89,8 @@ func (h *Handler) finish(x *exchange, e *Error) {
 // the injected credential).
 func (h *Handler) accessLog(x *exchange, am *metrics.APIMetrics, e *Error, status int, seconds float64) {
 	ctx := context.Background()
-	if !h.log.Enabled(ctx, slog.LevelInfo) {
+	log := h.opts.AccessLog
+	if !log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
 	method := metrics.ParseMethodBytes(x.ctx.Method()).String()
@@ -119,7 +120,7 @@ func (h *Handler) accessLog(x *exchange, am *metrics.APIMetrics, e *Error, statu
 	if e != nil {
 		attrs = append(attrs, slog.String("error", e.Code))
 	}
-	h.log.LogAttrs(ctx, slog.LevelInfo, "proxy: request", attrs...)
+	log.LogAttrs(ctx, slog.LevelInfo, "proxy: request", attrs...)
 }
 
 // errorKind classifies an upstream attempt that got no response, for

@@ -30,6 +30,7 @@ import (
 type app struct {
 	cfg        *config.Config
 	log        *slog.Logger
+	accessLog  *slog.Logger // the proxy's access lines; nil: log
 	store      *store.Store
 	keyring    *vault.Keyring
 	adminToken string

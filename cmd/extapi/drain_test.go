@@ -27,7 +27,7 @@ func TestShutdownDelayDrains(t *testing.T) {
 	defer cancel()
 	hurry := make(chan struct{})
 	done := make(chan int, 1)
-	go func() { done <- serveWith(ctx, hurry, cfg, quietLog(), env{io.Discard, io.Discard, nil}) }()
+	go func() { done <- serveWith(ctx, hurry, cfg, quietLog(), nil, env{io.Discard, io.Discard, nil}) }()
 
 	readyz := func() (int, string, error) {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")

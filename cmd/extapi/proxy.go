@@ -42,6 +42,7 @@ func (a *app) startProxy() error {
 
 		Metrics:        a.metrics.m,
 		AccessLogEvery: a.cfg.AccessLogEvery(),
+		AccessLog:      a.accessLog,
 	})
 	if err != nil {
 		return err
