@@ -162,6 +162,15 @@ func TestLoadBench(t *testing.T) {
 	run("extapi (in-process limit, never bites)", "http://"+ex.proxy+"/bench-limited/"+connLimited+"/v1/items?limit=10", 64, ex.pids)
 	ex.stop()
 
+	// The default configuration logs every request (info): the lines go to a file, as stderr
+	// does to a container runtime's pipe.
+	exl := startExtapi(t, bin, filepath.Join(dir, "logged"), map[string]string{
+		"EXTAPI_ACCESS_LOG": "on", "EXTAPI_LOG_LEVEL": "info", logFileKey: filepath.Join(dir, "logged", "extapi.log")})
+	apiL := createAPI(t, exl.admin, "bench", "http://"+upAddr+"/base", nil)
+	connL := createConnection(t, exl.admin, apiL)
+	run("extapi (access log on: the default)", "http://"+exl.proxy+"/bench/"+connL+"/v1/items?limit=10", 64, exl.pids)
+	exl.stop()
+
 	// extapi with Redis: limits shared through Redis.
 	redisCPU = redisCPUOf(t, redisURL)
 	exr := startExtapi(t, bin, filepath.Join(dir, "redis"), map[string]string{"EXTAPI_REDIS_URL": redisURL})
@@ -239,6 +248,9 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// logFileKey in startExtapi's extra names a file for the process's output instead of memory.
+const logFileKey = "loadbench.logfile"
+
 func startExtapi(t *testing.T, bin, dir string, extra map[string]string) *extapiProc {
 	t.Helper()
 	os.MkdirAll(dir, 0o700)
@@ -252,10 +264,20 @@ func startExtapi(t *testing.T, bin, dir string, extra map[string]string) *extapi
 		"PATH=" + os.Getenv("PATH"),
 	}
 	for k, v := range extra {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		if k != logFileKey {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if name := extra[logFileKey]; name != "" {
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
