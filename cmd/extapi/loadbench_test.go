@@ -378,19 +378,26 @@ http {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	waitListening(t, addr, "nginx", &logs)
+	pids := func() []int { return append([]int{cmd.Process.Pid}, children(cmd.Process.Pid)...) }
+	return addr, pids, func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+}
+
+// waitListening waits until something accepts connections on addr, for at most 10 s; then it
+// fails the test with what the process (named what) printed.
+func waitListening(t *testing.T, addr, what string, logs *bytes.Buffer) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not start: %s", logs.String())
+			t.Fatalf("%s did not start: %s", what, logs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling for the listener
 	}
-	pids := func() []int { return append([]int{cmd.Process.Pid}, children(cmd.Process.Pid)...) }
-	return addr, pids, func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
 }
 
 var floorNames = map[string]string{
@@ -407,17 +414,7 @@ func startBare(t *testing.T, bin, mode, upAddr string) (string, func() []int, fu
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bareproxy did not start: %s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the listener
-	}
+	waitListening(t, addr, "bareproxy", &logs)
 	pids := func() []int { return []int{cmd.Process.Pid} }
 	return addr, pids, func() { cmd.Process.Kill(); cmd.Wait() }
 }
