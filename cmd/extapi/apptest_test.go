@@ -48,15 +48,22 @@ func sqliteAppVars(t *testing.T, adminToken string, extra map[string]string) map
 // answer has status want; it returns the decoded body.
 func adminCall(t *testing.T, a *app, token, method, path string, body any, want int) map[string]any {
 	t.Helper()
+	return adminRequest(t, http.DefaultClient, "http://"+a.adminLn.Addr().String(), token, method, path, body, want)
+}
+
+// adminRequest calls the management API at base (scheme and host) through client with token,
+// fails t unless the status is want, and decodes the JSON answer.
+func adminRequest(t *testing.T, client *http.Client, base, token, method, path string, body any, want int) map[string]any {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		j, _ := json.Marshal(body)
 		rd = bytes.NewReader(j)
 	}
-	req, _ := http.NewRequest(method, "http://"+a.adminLn.Addr().String()+path, rd)
+	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

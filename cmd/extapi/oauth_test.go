@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -56,28 +54,7 @@ func newFleet(t *testing.T) *fleet {
 // admin calls the management API of instance i and decodes its JSON answer.
 func (f *fleet) admin(i int, method, path string, body any, want int) map[string]any {
 	f.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, f.admins[i]+path, rd)
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := f.client.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != want {
-		f.t.Fatalf("%s %s = %d %s; want %d", method, path, res.StatusCode, raw, want)
-	}
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
+	return adminRequest(f.t, f.client, f.admins[i], f.token, method, path, body, want)
 }
 
 // get sends a proxied GET and reports the status, or -status when the provider's resource did

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -138,22 +136,7 @@ func newRLFleetLog(t *testing.T, n int, redisURL string, extra map[string]string
 // admin calls instance 0's management API and decodes its JSON answer.
 func (f *rlFleet) admin(method, path string, body any, want int) map[string]any {
 	f.t.Helper()
-	j, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, f.admins[0]+path, bytes.NewReader(j))
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := f.client.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != want {
-		f.t.Fatalf("%s %s = %d %s; want %d", method, path, res.StatusCode, raw, want)
-	}
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
+	return adminRequest(f.t, f.client, f.admins[0], f.token, method, path, body, want)
 }
 
 // createAPI creates an API keyed with an API key, with rate_limit rl (none if nil) and
